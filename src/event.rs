@@ -1,0 +1,325 @@
+//! Events: what a decrypted (or plain) message says, read leniently.
+//!
+//! [`Event::parse`] never fails. The common fields every push carries are typed, the category
+//! audit result (`wxa_category_audit`) and the third-party platform's verify ticket get their
+//! own types, and every message keeps all its fields as text and its raw form, so events
+//! wxpush has no type for still reach the handler whole.
+
+use serde::Serialize;
+
+use crate::fields::{Fields, Format};
+
+/// `Event` value of a category audit result.
+pub const CATEGORY_AUDIT: &str = "wxa_category_audit";
+/// `InfoType` value of the third-party platform's ticket push.
+pub const COMPONENT_VERIFY_TICKET: &str = "component_verify_ticket";
+
+/// One message pushed by the platform, with where it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Name of the configured app that received it.
+    pub app: String,
+    /// The authorizer's (Mini Program's) app id from the `/wechat/{authorizer_appid}/callback`
+    /// route, when a third-party platform pushed it there.
+    pub authorizer_appid: Option<String>,
+    /// `ToUserName`: the receiving account's original id (`gh_…`).
+    pub to_user_name: Option<String>,
+    /// `FromUserName`: the sender id.
+    pub from_user_name: Option<String>,
+    /// `CreateTime`: unix seconds, when numeric.
+    pub create_time: Option<i64>,
+    /// `MsgType` (`event` for events).
+    pub msg_type: Option<String>,
+    /// `Event`: the event name of Mini Program events.
+    pub event: Option<String>,
+    /// `InfoType`: the notice name of third-party platform notices.
+    pub info_type: Option<String>,
+    /// `MsgId` of user messages.
+    pub msg_id: Option<String>,
+    /// What the message is, typed where wxpush knows the event.
+    pub kind: EventKind,
+    /// Every field of the message, as text, in order.
+    pub fields: Fields,
+    /// The format the message came in.
+    pub format: Format,
+    /// The message exactly as decrypted (or as received in plain mode).
+    pub raw: String,
+}
+
+/// The typed part of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// `wxa_category_audit`: the platform reviewed a category submitted with `addcategory`.
+    CategoryAudit(CategoryAudit),
+    /// `component_verify_ticket`: the third-party platform's ticket, pushed every 10 minutes.
+    ComponentVerifyTicket {
+        /// `ComponentVerifyTicket`.
+        ticket: String,
+    },
+    /// Any other event or message: see [`Event::fields`].
+    Other,
+}
+
+/// The result of a category review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CategoryAudit {
+    /// `first`: the first-level category id (text when not numeric).
+    pub first: Option<Scalar>,
+    /// `second`: the second-level category id (text when not numeric).
+    pub second: Option<Scalar>,
+    /// `ret`: the platform's result code as sent.
+    pub ret: Option<Scalar>,
+    /// What `ret` means.
+    pub result: AuditResult,
+    /// `reason`: why it was rejected; may be empty.
+    pub reason: String,
+}
+
+/// The meaning of a category audit's `ret`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditResult {
+    /// `ret` = 3.
+    Passed,
+    /// `ret` = 2.
+    Rejected,
+    /// Any other or missing `ret`: kept, not refused.
+    Unknown,
+}
+
+impl AuditResult {
+    /// The lowercase name used in logs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passed => "passed",
+            Self::Rejected => "rejected",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// A value that is an integer when the text is numeric, else the text itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    /// Numeric text.
+    Int(i64),
+    /// Anything else, kept as sent (e.g. the documentation's "First class id").
+    Text(String),
+}
+
+impl Scalar {
+    /// Reads `text` as an integer when it is one (surrounding whitespace ignored).
+    pub fn from_text(text: &str) -> Self {
+        let trimmed = text.trim();
+        match trimmed.parse::<i64>() {
+            Ok(n) => Self::Int(n),
+            Err(_) => Self::Text(text.to_owned()),
+        }
+    }
+
+    /// The integer, when numeric.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Self::Int(n) => Some(*n),
+            Self::Text(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Int(n) => write!(f, "{n}"),
+            Self::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl Event {
+    /// Reads a message (XML or JSON, detected from the text). Never fails: a message that
+    /// cannot be read at all becomes an [`EventKind::Other`] event with no fields and its raw
+    /// text.
+    pub fn parse(message: &str, app: &str, authorizer_appid: Option<&str>) -> Self {
+        let (fields, format) = Fields::parse_detected(message);
+        let text = |name: &str| {
+            fields
+                .get(name)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let event = text("Event");
+        let info_type = text("InfoType");
+        let kind = classify(&fields, event.as_deref(), info_type.as_deref());
+        Self {
+            app: app.to_owned(),
+            authorizer_appid: authorizer_appid.map(str::to_owned),
+            to_user_name: text("ToUserName"),
+            from_user_name: text("FromUserName"),
+            create_time: fields
+                .get("CreateTime")
+                .and_then(|t| t.trim().parse::<i64>().ok()),
+            msg_type: text("MsgType"),
+            event,
+            info_type,
+            msg_id: text("MsgId"),
+            kind,
+            fields,
+            format,
+            raw: message.to_owned(),
+        }
+    }
+
+    /// The category audit, when this is one.
+    pub fn category_audit(&self) -> Option<&CategoryAudit> {
+        match &self.kind {
+            EventKind::CategoryAudit(audit) => Some(audit),
+            _ => None,
+        }
+    }
+
+    /// The event's name: `Event`, else `InfoType`, else `MsgType`, else `unknown`.
+    pub fn name(&self) -> &str {
+        self.event
+            .as_deref()
+            .or(self.info_type.as_deref())
+            .or(self.msg_type.as_deref())
+            .unwrap_or("unknown")
+    }
+}
+
+fn classify(fields: &Fields, event: Option<&str>, info_type: Option<&str>) -> EventKind {
+    if event.is_some_and(|e| e.eq_ignore_ascii_case(CATEGORY_AUDIT)) {
+        let scalar = |name: &str| fields.get(name).map(Scalar::from_text);
+        let ret = scalar("ret");
+        let result = match ret.as_ref().and_then(Scalar::as_int) {
+            Some(3) => AuditResult::Passed,
+            Some(2) => AuditResult::Rejected,
+            _ => AuditResult::Unknown,
+        };
+        return EventKind::CategoryAudit(CategoryAudit {
+            first: scalar("first"),
+            second: scalar("second"),
+            ret,
+            result,
+            reason: fields.get("reason").unwrap_or_default().to_owned(),
+        });
+    }
+    if info_type.is_some_and(|i| i.eq_ignore_ascii_case(COMPONENT_VERIFY_TICKET)) {
+        if let Some(ticket) = fields.get("ComponentVerifyTicket") {
+            return EventKind::ComponentVerifyTicket {
+                ticket: ticket.trim().to_owned(),
+            };
+        }
+    }
+    EventKind::Other
+}
+
+/// The event's JSON form (what the events CLI and ready handlers emit, minus inbox fields).
+#[derive(Serialize)]
+struct EventJson<'a> {
+    app: &'a str,
+    authorizer_appid: Option<&'a str>,
+    to_user_name: Option<&'a str>,
+    from_user_name: Option<&'a str>,
+    create_time: Option<i64>,
+    msg_type: Option<&'a str>,
+    event: Option<&'a str>,
+    info_type: Option<&'a str>,
+    category_audit: Option<&'a CategoryAudit>,
+    fields: &'a Fields,
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        EventJson {
+            app: &self.app,
+            authorizer_appid: self.authorizer_appid.as_deref(),
+            to_user_name: self.to_user_name.as_deref(),
+            from_user_name: self.from_user_name.as_deref(),
+            create_time: self.create_time,
+            msg_type: self.msg_type.as_deref(),
+            event: self.event.as_deref(),
+            info_type: self.info_type.as_deref(),
+            category_audit: self.category_audit(),
+            fields: &self.fields,
+        }
+        .serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documentation_sample_reads_with_placeholder_ids_kept() {
+        let raw = "<xml>\n\t<ToUserName><![CDATA[gh_fxxxxxxxa4b2]]></ToUserName>\n\t<FromUserName><![CDATA[odxxxxM-xxxxxxxx-trm4a7apsU8]]></FromUserName>\n\t<CreateTime>1488800000</CreateTime>\n\t<MsgType><![CDATA[event]]></MsgType>\n\t<Event><![CDATA[wxa_category_audit]]></Event>\n\t<ret>2</ret>\n\t<first>First class id</nickname>\n\t<second>Secondary category id</reason>\n      <reason>Reasons for dismissal</reason>\n</xml>";
+        let e = Event::parse(raw, "demo", None);
+        let audit = e.category_audit().cloned();
+        assert_eq!(
+            audit,
+            Some(CategoryAudit {
+                first: Some(Scalar::Text("First class id".into())),
+                second: Some(Scalar::Text("Secondary category id".into())),
+                ret: Some(Scalar::Int(2)),
+                result: AuditResult::Rejected,
+                reason: "Reasons for dismissal".into(),
+            })
+        );
+        assert_eq!(e.create_time, Some(1_488_800_000));
+    }
+
+    #[test]
+    fn missing_optional_fields_and_unknown_ret_are_kept() {
+        let e = Event::parse(
+            "<xml><Event>wxa_category_audit</Event><ret>7</ret></xml>",
+            "demo",
+            None,
+        );
+        let audit = e.category_audit().cloned();
+        assert_eq!(audit.as_ref().map(|a| a.result), Some(AuditResult::Unknown));
+        assert_eq!(audit.and_then(|a| a.first), None);
+        assert_eq!(e.to_user_name, None);
+    }
+
+    #[test]
+    fn verify_ticket_is_typed_and_other_events_are_generic() {
+        let t = Event::parse(
+            "<xml><AppId>wxc</AppId><InfoType>component_verify_ticket</InfoType><ComponentVerifyTicket>t@@@1</ComponentVerifyTicket></xml>",
+            "platform",
+            None,
+        );
+        assert_eq!(
+            t.kind,
+            EventKind::ComponentVerifyTicket {
+                ticket: "t@@@1".into()
+            }
+        );
+        let o = Event::parse(
+            "<xml><Event>weapp_audit_success</Event></xml>",
+            "demo",
+            None,
+        );
+        assert_eq!(o.kind, EventKind::Other);
+        assert_eq!(o.name(), "weapp_audit_success");
+    }
+
+    #[test]
+    fn json_form_has_integer_ids_and_null_audit_for_other_events() -> serde_json::Result<()> {
+        let e = Event::parse(
+            r#"{"Event":"wxa_category_audit","ret":3,"first":8,"second":"39","reason":""}"#,
+            "demo",
+            Some("wx1"),
+        );
+        let v = serde_json::to_value(&e)?;
+        assert_eq!(v["category_audit"]["first"], 8);
+        assert_eq!(v["category_audit"]["second"], 39);
+        assert_eq!(v["category_audit"]["result"], "passed");
+        assert_eq!(v["authorizer_appid"], "wx1");
+        let o = serde_json::to_value(Event::parse("<xml/>", "demo", None))?;
+        assert!(o["category_audit"].is_null());
+        Ok(())
+    }
+}

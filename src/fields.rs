@@ -1,0 +1,355 @@
+//! Lenient reading of the platform's flat messages, XML or JSON, into ordered text fields.
+//!
+//! Both the outer envelope and the decrypted message are "flat": a root element (or object)
+//! holding named values. This reader never fails: mismatched end tags (the platform's own
+//! sample has `<first>…</nickname>`), stray text, a BOM, an XML declaration, entities, CDATA or
+//! not, CRLF and indentation, unknown or missing fields all read; whatever cannot be read is
+//! skipped. Field names are looked up exactly first, then ignoring ASCII case.
+
+use quick_xml::Reader;
+use quick_xml::events::Event as XmlEvent;
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+/// The wire format of a body or message, decided from its first meaningful character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `<xml>…</xml>` (the default for anything that is not JSON).
+    Xml,
+    /// `{"ToUserName": …}`.
+    Json,
+}
+
+impl Format {
+    /// Detects the format from the text itself, ignoring any `Content-Type`: a JSON push may
+    /// arrive labelled `text/xml`.
+    pub fn detect(text: &str) -> Self {
+        match strip_bom(text).trim_start().as_bytes().first() {
+            Some(b'{') => Self::Json,
+            _ => Self::Xml,
+        }
+    }
+}
+
+/// The named values of a message in their order of appearance, all as text.
+///
+/// Nested XML elements are flattened: each leaf element becomes a field named by its own
+/// tag. JSON numbers and booleans keep their literal text; nested JSON values keep their JSON
+/// text. When a name repeats, the first value wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    /// Reads `text` in the given format. Never fails; unreadable parts are skipped.
+    pub fn parse(text: &str, format: Format) -> Self {
+        let text = strip_bom(text);
+        match format {
+            Format::Xml => read_xml(text),
+            Format::Json => read_json(text),
+        }
+    }
+
+    /// Reads `text` in the format detected from its content.
+    pub fn parse_detected(text: &str) -> (Self, Format) {
+        let format = Format::detect(text);
+        (Self::parse(text, format), format)
+    }
+
+    /// The value of `name`: an exact match first, else the first match ignoring ASCII case.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .or_else(|| self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of the first of `names` that is present and not blank.
+    pub fn get_any(&self, names: &[&str]) -> Option<&str> {
+        names
+            .iter()
+            .filter_map(|n| self.get(n))
+            .find(|v| !v.trim().is_empty())
+    }
+
+    /// All fields, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when no field was read.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Adds a field unless one with exactly this name exists.
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let name = name.into();
+        if !self.0.iter().any(|(k, _)| *k == name) {
+            self.0.push((name, value.into()));
+        }
+    }
+}
+
+impl Serialize for Fields {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let mut fields = Fields::default();
+        if let serde_json::Value::Object(map) = value {
+            for (k, v) in map {
+                fields.push(k, json_text(&v));
+            }
+        }
+        Ok(fields)
+    }
+}
+
+fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// One element being read: its name, its text pieces so far, and whether it had children.
+struct Open {
+    name: String,
+    /// Text and CDATA pieces in order; `true` marks CDATA.
+    pieces: Vec<(bool, String)>,
+    has_children: bool,
+}
+
+impl Open {
+    fn new(name: &[u8]) -> Self {
+        Self {
+            name: String::from_utf8_lossy(name).into_owned(),
+            pieces: Vec::new(),
+            has_children: false,
+        }
+    }
+
+    /// The element's value. With CDATA, whitespace-only text around it is layout and is
+    /// dropped while the CDATA is kept exactly; without, the text is trimmed.
+    fn into_field(self) -> (String, String) {
+        let has_cdata = self.pieces.iter().any(|(cdata, _)| *cdata);
+        let value = if has_cdata {
+            self.pieces
+                .into_iter()
+                .filter(|(cdata, text)| *cdata || !text.trim().is_empty())
+                .map(|(_, text)| text)
+                .collect()
+        } else {
+            let text: String = self.pieces.into_iter().map(|(_, text)| text).collect();
+            text.trim().to_owned()
+        };
+        (self.name, value)
+    }
+}
+
+fn read_xml(text: &str) -> Fields {
+    let mut reader = Reader::from_str(text);
+    {
+        let config = reader.config_mut();
+        config.check_end_names = false;
+        config.allow_unmatched_ends = true;
+        config.check_comments = false;
+    }
+    let mut fields = Fields::default();
+    let mut stack: Vec<Open> = Vec::new();
+    loop {
+        match reader.read_event() {
+            Ok(XmlEvent::Start(start)) => {
+                if let Some(parent) = stack.last_mut() {
+                    parent.has_children = true;
+                }
+                stack.push(Open::new(start.name().as_ref()));
+            }
+            Ok(XmlEvent::Empty(start)) => {
+                if let Some(parent) = stack.last_mut() {
+                    parent.has_children = true;
+                    fields.push(String::from_utf8_lossy(start.name().as_ref()), "");
+                }
+            }
+            Ok(XmlEvent::Text(t)) => {
+                if let Some(open) = stack.last_mut() {
+                    let text = unescape(&String::from_utf8_lossy(t.as_ref()));
+                    open.pieces.push((false, text));
+                }
+            }
+            Ok(XmlEvent::GeneralRef(r)) => {
+                if let Some(open) = stack.last_mut() {
+                    let name = String::from_utf8_lossy(r.as_ref());
+                    open.pieces.push((false, unescape(&format!("&{name};"))));
+                }
+            }
+            Ok(XmlEvent::CData(c)) => {
+                if let Some(open) = stack.last_mut() {
+                    let text = String::from_utf8_lossy(c.as_ref()).into_owned();
+                    open.pieces.push((true, text));
+                }
+            }
+            Ok(XmlEvent::End(_)) => {
+                if let Some(open) = stack.pop() {
+                    // The root (or any element with children) is a container, not a field.
+                    if !open.has_children && !stack.is_empty() {
+                        let (name, value) = open.into_field();
+                        fields.push(name, value);
+                    }
+                }
+            }
+            Ok(XmlEvent::Eof) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    // An unterminated document: keep what its open leaves hold.
+    while let Some(open) = stack.pop() {
+        if !open.has_children && !stack.is_empty() {
+            let (name, value) = open.into_field();
+            fields.push(name, value);
+        }
+    }
+    fields
+}
+
+/// Resolves the five predefined entities and character references; anything else stays
+/// as written.
+fn unescape(text: &str) -> String {
+    if !text.contains('&') {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let resolved = after.find(';').filter(|&end| end <= 12).and_then(|end| {
+            let name = &after[..end];
+            let c = match name {
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "amp" => Some('&'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                _ => name.strip_prefix('#').and_then(|num| {
+                    let code = match num.strip_prefix(['x', 'X']) {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                        None => num.parse::<u32>().ok(),
+                    };
+                    code.and_then(char::from_u32)
+                }),
+            };
+            c.map(|c| (c, end))
+        });
+        match resolved {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn read_json(text: &str) -> Fields {
+    let mut fields = Fields::default();
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) {
+        for (k, v) in map {
+            fields.push(k, json_text(&v));
+        }
+    }
+    fields
+}
+
+/// A JSON value as field text: strings unquoted, null empty, others as JSON.
+fn json_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mismatched_end_tags_still_yield_every_field() {
+        let text = "<xml>\n\t<ret>2</ret>\n\t<first>First class id</nickname>\n\t<second>Secondary category id</reason>\n      <reason>Reasons for dismissal</reason>\n</xml>";
+        let f = Fields::parse(text, Format::Xml);
+        assert_eq!(f.get("ret"), Some("2"));
+        assert_eq!(f.get("first"), Some("First class id"));
+        assert_eq!(f.get("second"), Some("Secondary category id"));
+        assert_eq!(f.get("reason"), Some("Reasons for dismissal"));
+    }
+
+    #[test]
+    fn cdata_with_surrounding_layout_whitespace_is_read_exactly() {
+        let f = Fields::parse(
+            "<xml>\r\n <A>\r\n  <![CDATA[ x ]]>\r\n </A></xml>",
+            Format::Xml,
+        );
+        assert_eq!(f.get("A"), Some(" x "));
+    }
+
+    #[test]
+    fn entities_and_character_references_are_resolved() {
+        let f = Fields::parse(
+            "<xml><r>a &lt;b&gt; &amp; c &#20013;&#x6587; &bogus;</r></xml>",
+            Format::Xml,
+        );
+        assert_eq!(f.get("r"), Some("a <b> & c 中文 &bogus;"));
+    }
+
+    #[test]
+    fn lookup_ignores_case_after_an_exact_miss() {
+        let f = Fields::parse(
+            "<xml><Reason>x</Reason><reason2>y</reason2></xml>",
+            Format::Xml,
+        );
+        assert_eq!(f.get("reason"), Some("x"));
+    }
+
+    #[test]
+    fn bom_and_declaration_are_skipped() {
+        let f = Fields::parse(
+            "\u{feff}<?xml version=\"1.0\"?><xml><A>1</A></xml>",
+            Format::Xml,
+        );
+        assert_eq!(f.get("A"), Some("1"));
+        assert_eq!(Format::detect("\u{feff}  {\"a\":1}"), Format::Json);
+    }
+
+    #[test]
+    fn json_values_become_text() {
+        let f = Fields::parse(r#"{"a":1,"b":"x\/y","c":null,"d":[1]}"#, Format::Json);
+        assert_eq!(f.get("a"), Some("1"));
+        assert_eq!(f.get("b"), Some("x/y"));
+        assert_eq!(f.get("c"), Some(""));
+        assert_eq!(f.get("d"), Some("[1]"));
+    }
+
+    #[test]
+    fn garbage_yields_no_fields_and_no_panic() {
+        assert!(Fields::parse("<<<>>>&&&", Format::Xml).is_empty());
+        assert!(Fields::parse("{not json", Format::Json).is_empty());
+    }
+}

@@ -1,0 +1,106 @@
+//! The `wxpush` binary: `serve` and `check-config` over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use wxpush::config::{self, HandlerKind};
+use wxpush::{BoxHandler, Config, LogHandler};
+
+/// Receives WeChat Mini Program / Open Platform message pushes.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// A TOML file layered over the embedded defaults (env: WXPUSH_CONFIG).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the receiver until SIGTERM or Ctrl-C.
+    Serve,
+    /// Validate the configuration and print it with secrets masked.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(config::config_path(cli.config).as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("wxpush: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::CheckConfig => {
+            print!("{}", config.to_masked_toml());
+            if config.uses_demo_credentials() {
+                eprintln!("note: the app uses the public DEMO credentials");
+            }
+            Ok(())
+        }
+        Command::Serve => serve(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wxpush: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: &Config) -> anyhow::Result<()> {
+    wxpush::telemetry::init(config.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        if config.uses_demo_credentials() {
+            tracing::warn!(
+                "!!! USING THE PUBLIC DEMO CREDENTIALS: anyone can sign pushes for this server. Set WXPUSH_TOKEN, WXPUSH_ENCODING_AES_KEY and WXPUSH_APPID (or a --config file) before registering the URL. !!!"
+            );
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let handler = match config.handler {
+            HandlerKind::Log => BoxHandler::new(LogHandler),
+        };
+        tracing::info!(app = %config.app.name, appid = %config.app.appid, "listening on {addr}");
+        wxpush::server::run(config, handler, listener, shutdown_signal())
+            .await
+            .context("serving")?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests and queued events");
+}

@@ -1,0 +1,311 @@
+//! The request path without HTTP: query + body → authenticated message text.
+//!
+//! Decides the mode (safe, compat or plain) from the query and the body, checks the signature
+//! that mode uses, and decrypts. The server maps [`PushError`] to HTTP statuses; the CLI's
+//! diagnostics reuse the same steps. Parsing the message into an [`Event`](crate::Event) is the
+//! next stage and never fails.
+
+use std::collections::HashMap;
+
+use crate::app::App;
+use crate::cipher::{self, CipherError};
+use crate::fields::{Fields, Format};
+use crate::signature;
+
+/// The query parameters the platform sends with a URL check or a push.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushQuery {
+    /// `signature` over token, timestamp and nonce.
+    pub signature: Option<String>,
+    /// `timestamp` (unix seconds, as text).
+    pub timestamp: Option<String>,
+    /// `nonce`.
+    pub nonce: Option<String>,
+    /// `echostr` of the URL check.
+    pub echostr: Option<String>,
+    /// `encrypt_type` (`aes` in safe mode).
+    pub encrypt_type: Option<String>,
+    /// `msg_signature` over token, timestamp, nonce and `Encrypt`.
+    pub msg_signature: Option<String>,
+}
+
+impl PushQuery {
+    /// Picks the known parameters out of a decoded query map; others are ignored.
+    pub fn from_map(mut map: HashMap<String, String>) -> Self {
+        Self {
+            signature: map.remove("signature"),
+            timestamp: map.remove("timestamp"),
+            nonce: map.remove("nonce"),
+            echostr: map.remove("echostr"),
+            encrypt_type: map.remove("encrypt_type"),
+            msg_signature: map.remove("msg_signature"),
+        }
+    }
+
+    fn require<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str, PushError> {
+        value
+            .as_deref()
+            .filter(|v| !v.is_empty())
+            .ok_or(PushError::MissingParam(name))
+    }
+}
+
+/// How the push was protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// `encrypt_type=aes`, envelope holding `Encrypt`.
+    Safe,
+    /// Plain fields and `Encrypt` in one body; the encrypted part is used.
+    Compat,
+    /// No encryption; authenticated by `signature`.
+    Plain,
+}
+
+/// A push whose signature checked out, decrypted where it was encrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The message text (XML or JSON).
+    pub text: String,
+    /// How it was protected.
+    pub mode: Mode,
+    /// The envelope's format.
+    pub format: Format,
+    /// The `timestamp` it was signed with.
+    pub timestamp: String,
+}
+
+/// Why a push was refused. The first three are the sender's fault; [`PushError::Undecryptable`]
+/// is a genuine push that this configuration cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// A query parameter the mode needs is missing or empty.
+    #[error("missing query parameter `{0}`")]
+    MissingParam(&'static str),
+    /// The body is empty.
+    #[error("empty body")]
+    EmptyBody,
+    /// Safe mode, but the body has no `Encrypt` field.
+    #[error("the body has no Encrypt field (encrypt_type=aes needs one)")]
+    NoEncrypt,
+    /// The signature does not match the configured token.
+    #[error("{which} does not match (-40001): signed with another token, or altered on the way")]
+    BadSignature {
+        /// `signature` or `msg_signature`.
+        which: &'static str,
+    },
+    /// Signed correctly, but this configuration cannot decrypt it.
+    #[error("{0}")]
+    Undecryptable(CipherError),
+}
+
+/// Checks the URL-check signature and returns the `echostr` to answer with.
+///
+/// # Errors
+/// [`PushError::MissingParam`] or [`PushError::BadSignature`].
+pub fn url_check<'q>(app: &App, query: &'q PushQuery) -> Result<&'q str, PushError> {
+    let signature = PushQuery::require(&query.signature, "signature")?;
+    let timestamp = PushQuery::require(&query.timestamp, "timestamp")?;
+    let nonce = PushQuery::require(&query.nonce, "nonce")?;
+    let echostr = PushQuery::require(&query.echostr, "echostr")?;
+    signature::verify(signature, &[app.token.expose(), timestamp, nonce])
+        .map_err(|_| PushError::BadSignature { which: "signature" })?;
+    Ok(echostr)
+}
+
+/// Authenticates a push and returns its message text.
+///
+/// # Errors
+/// [`PushError`] naming what is wrong; see its variants.
+pub fn receive(app: &App, query: &PushQuery, body: &[u8]) -> Result<Message, PushError> {
+    let body = String::from_utf8_lossy(body);
+    let aes_requested = query
+        .encrypt_type
+        .as_deref()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("aes"));
+    if aes_requested {
+        PushQuery::require(&query.msg_signature, "msg_signature")?;
+    }
+    let timestamp = PushQuery::require(&query.timestamp, "timestamp")?;
+    let nonce = PushQuery::require(&query.nonce, "nonce")?;
+    if !aes_requested && query.msg_signature.is_none() {
+        PushQuery::require(&query.signature, "signature")?;
+    }
+    if body.trim().is_empty() {
+        return Err(PushError::EmptyBody);
+    }
+    let (envelope, format) = Fields::parse_detected(&body);
+    let encrypt = envelope.get("Encrypt").filter(|e| !e.trim().is_empty());
+
+    let encrypted = aes_requested || (query.msg_signature.is_some() && encrypt.is_some());
+    if !encrypted {
+        let signature = PushQuery::require(&query.signature, "signature")?;
+        signature::verify(signature, &[app.token.expose(), timestamp, nonce])
+            .map_err(|_| PushError::BadSignature { which: "signature" })?;
+        return Ok(Message {
+            text: body.into_owned(),
+            mode: Mode::Plain,
+            format,
+            timestamp: timestamp.to_owned(),
+        });
+    }
+
+    let msg_signature = PushQuery::require(&query.msg_signature, "msg_signature")?;
+    let encrypt = encrypt.ok_or(PushError::NoEncrypt)?;
+    signature::verify(
+        msg_signature,
+        &[app.token.expose(), timestamp, nonce, encrypt],
+    )
+    .map_err(|_| PushError::BadSignature {
+        which: "msg_signature",
+    })?;
+    let plain = cipher::decrypt(app.aes_key.expose(), encrypt, &app.appid)
+        .map_err(PushError::Undecryptable)?;
+    let is_envelope_field = |name: &str| {
+        ["ToUserName", "Encrypt", "AppId"]
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(name))
+    };
+    let mode = if envelope.iter().any(|(k, _)| !is_envelope_field(k)) {
+        Mode::Compat
+    } else {
+        Mode::Safe
+    };
+    Ok(Message {
+        text: String::from_utf8_lossy(&plain).into_owned(),
+        mode,
+        format,
+        timestamp: timestamp.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every shared vector through the request path's stages (no HTTP).
+    use std::collections::HashMap;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::cipher::AesKey;
+    use crate::event::Event;
+    use crate::secret::Secret;
+
+    const VECTORS: &str = include_str!("../tests/fixtures/vectors.json");
+
+    fn apps(doc: &Value) -> HashMap<String, App> {
+        doc["apps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| {
+                let key = AesKey::parse(a["encoding_aes_key"].as_str()?).ok()?;
+                Some((
+                    a["name"].as_str()?.to_owned(),
+                    App {
+                        name: a["name"].as_str()?.to_owned(),
+                        token: Secret::new(a["token"].as_str()?.to_owned()),
+                        aes_key: Secret::new(key),
+                        appid: a["appid"].as_str()?.to_owned(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    fn query(v: &Value) -> PushQuery {
+        let map = v["request"]["query"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        PushQuery::from_map(map)
+    }
+
+    /// Every key of `expected` has the same value in `actual` (objects compared recursively).
+    fn assert_subset(expected: &Value, actual: &Value, id: &str) {
+        match (expected, actual) {
+            (Value::Object(e), Value::Object(a)) => {
+                for (k, ev) in e {
+                    assert_subset(ev, a.get(k).unwrap_or(&Value::Null), &format!("{id}.{k}"));
+                }
+            }
+            _ => assert_eq!(expected, actual, "{id}"),
+        }
+    }
+
+    #[test]
+    fn every_shared_vector_gets_its_expected_outcome() -> Result<(), serde_json::Error> {
+        let doc: Value = serde_json::from_str(VECTORS)?;
+        let apps = apps(&doc);
+        let mut checked = 0;
+        for v in doc["vectors"].as_array().into_iter().flatten() {
+            let id = v["id"].as_str().unwrap_or("?");
+            let app = &apps[v["app"].as_str().unwrap_or("demo")];
+            let q = query(v);
+            let body = v["request"]["body"].as_str().unwrap_or_default();
+            let expect = &v["expect"];
+            if v["request"]["method"] == "GET" {
+                let outcome = url_check(app, &q);
+                match expect["status"].as_u64() {
+                    Some(200) => assert_eq!(outcome.ok(), expect["body"].as_str(), "{id}"),
+                    Some(401) => assert!(
+                        matches!(outcome, Err(PushError::BadSignature { .. })),
+                        "{id}"
+                    ),
+                    _ => assert!(matches!(outcome, Err(PushError::MissingParam(_))), "{id}"),
+                }
+                checked += 1;
+                continue;
+            }
+            let outcome = receive(app, &q, body.as_bytes());
+            match (&expect["status"], outcome) {
+                (Value::String(s), Err(PushError::Undecryptable(_))) if s == "operator-error" => {}
+                (status, Err(PushError::BadSignature { .. })) if status == 401 => {}
+                (
+                    status,
+                    Err(PushError::MissingParam(_) | PushError::EmptyBody | PushError::NoEncrypt),
+                ) if status == 400 => {}
+                (status, _) if status == 413 => {} // the body cap is the HTTP layer's
+                (status, Ok(message)) if status == 200 => {
+                    let path = v["request"]["path"].as_str().unwrap_or_default();
+                    let authorizer = path
+                        .strip_prefix("/wechat/")
+                        .and_then(|p| p.strip_suffix("/callback"));
+                    let event = Event::parse(&message.text, &app.name, authorizer);
+                    assert_eq!(Some(message.text.as_str()), v["plaintext"].as_str(), "{id}");
+                    assert_subset(&expect["event"], &serde_json::to_value(&event)?, id);
+                }
+                (status, other) => panic!("{id}: expected {status}, got {other:?}"),
+            }
+            checked += 1;
+        }
+        assert!(checked >= 30, "only {checked} vectors");
+        Ok(())
+    }
+
+    #[test]
+    fn compat_and_plain_modes_are_told_apart() -> Result<(), serde_json::Error> {
+        let doc: Value = serde_json::from_str(VECTORS)?;
+        let apps = apps(&doc);
+        let mode_of = |wanted: &str| {
+            doc["vectors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|v| v["id"] == wanted)
+                .and_then(|v| {
+                    let body = v["request"]["body"].as_str().unwrap_or_default();
+                    receive(&apps["demo"], &query(v), body.as_bytes())
+                        .ok()
+                        .map(|m| m.mode)
+                })
+        };
+        assert_eq!(mode_of("compat-xml"), Some(Mode::Compat));
+        assert_eq!(mode_of("plain-xml"), Some(Mode::Plain));
+        assert_eq!(mode_of("safe-xml-passed"), Some(Mode::Safe));
+        assert_eq!(mode_of("safe-json"), Some(Mode::Safe));
+        Ok(())
+    }
+}
