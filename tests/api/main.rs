@@ -1,1 +1,8 @@
+//! Integration tests: the real router on a real loopback socket, and the real binary.
+#![allow(unreachable_pub)]
 
+mod cli;
+mod helpers;
+mod properties;
+mod push;
+mod url_check;

@@ -1,0 +1,244 @@
+//! Test harness: the shared vectors, a server on a random loopback port with a recording
+//! handler, and a client that signs like the platform.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use wxpush::cipher;
+use wxpush::{BoxError, BoxHandler, Config, Event, Handler};
+
+/// The shared test vectors, copied from the project's fixtures.
+pub const VECTORS: &str = include_str!("../fixtures/vectors.json");
+
+/// Parsed vectors document.
+pub fn vectors() -> Value {
+    serde_json::from_str(VECTORS).expect("fixtures/vectors.json is valid JSON")
+}
+
+/// One vector by id.
+pub fn vector(id: &str) -> Value {
+    vectors()["vectors"]
+        .as_array()
+        .and_then(|all| all.iter().find(|v| v["id"] == id).cloned())
+        .unwrap_or_else(|| panic!("no vector {id}"))
+}
+
+/// Config TOML (over the defaults) for a vectors app, on a random loopback port.
+pub fn app_toml(name: &str) -> String {
+    let doc = vectors();
+    let app = doc["apps"]
+        .as_array()
+        .and_then(|apps| apps.iter().find(|a| a["name"] == name).cloned())
+        .unwrap_or_else(|| panic!("no app {name}"));
+    format!(
+        "listen = \"127.0.0.1:0\"\n[app]\nname = \"{}\"\ntoken = \"{}\"\nencoding_aes_key = \"{}\"\nappid = \"{}\"\n",
+        app["name"].as_str().unwrap_or_default(),
+        app["token"].as_str().unwrap_or_default(),
+        app["encoding_aes_key"].as_str().unwrap_or_default(),
+        app["appid"].as_str().unwrap_or_default(),
+    )
+}
+
+/// Sends every event it handles into a channel; optionally waits for a permit first, so a
+/// test can hold the handler back.
+struct RecordingHandler {
+    tx: mpsc::UnboundedSender<Event>,
+    gate: Option<Arc<Semaphore>>,
+}
+
+impl Handler for RecordingHandler {
+    async fn handle(&self, event: &Event) -> Result<(), BoxError> {
+        if let Some(gate) = &self.gate {
+            gate.acquire().await?.forget();
+        }
+        self.tx.send(event.clone())?;
+        Ok(())
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// The effective configuration.
+    pub config: Config,
+    events: mpsc::UnboundedReceiver<Event>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// Body text.
+    pub body: String,
+}
+
+impl TestApp {
+    /// Starts a server for the vectors app `name`.
+    pub async fn spawn(name: &str) -> Self {
+        Self::spawn_with(&app_toml(name), None).await
+    }
+
+    /// Starts a server from TOML over the defaults; with `gate`, the handler waits for a
+    /// permit per event.
+    pub async fn spawn_with(toml: &str, gate: Option<Arc<Semaphore>>) -> Self {
+        if std::env::var_os("TEST_LOG").is_some() {
+            wxpush::telemetry::init(wxpush::config::LogFormat::Text);
+        }
+        let config = Config::from_toml(toml).expect("test config is valid");
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, events) = mpsc::unbounded_channel();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let handler = BoxHandler::new(RecordingHandler { tx, gate });
+        let run_config = config.clone();
+        let task = tokio::spawn(async move {
+            wxpush::server::run(&run_config, handler, listener, async {
+                let _ = shutdown_rx.await;
+            })
+            .await
+        });
+        Self {
+            base_url: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            config,
+            events,
+            shutdown: Some(shutdown_tx),
+            task: Some(task),
+        }
+    }
+
+    /// A client for a server started elsewhere (the real binary); it has no handler channel.
+    pub fn client_for(base_url: &str) -> Self {
+        let (_tx, events) = mpsc::unbounded_channel();
+        Self {
+            base_url: base_url.to_owned(),
+            client: reqwest::Client::new(),
+            config: Config::from_toml("").expect("defaults are valid"),
+            events,
+            shutdown: None,
+            task: None,
+        }
+    }
+
+    /// Replays a vector's request as recorded.
+    pub async fn send_vector(&self, v: &Value) -> Answer {
+        let req = &v["request"];
+        let query: Vec<(String, String)> = req["query"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let url = format!("{}{}", self.base_url, req["path"].as_str().unwrap_or("/"));
+        let mut builder = if req["method"] == "GET" {
+            self.client.get(url)
+        } else {
+            self.client
+                .post(url)
+                .body(req["body"].as_str().unwrap_or_default().to_owned())
+        };
+        for (k, v) in req["headers"].as_object().into_iter().flatten() {
+            builder = builder.header(k.as_str(), v.as_str().unwrap_or_default());
+        }
+        answer(builder.query(&query).send().await).await
+    }
+
+    /// Sends `message` as a fresh safe-mode push signed and encrypted with this server's app.
+    pub async fn push_safe(&self, path: &str, message: &str, json: bool) -> Answer {
+        let app = &self.config.app;
+        let encrypt = cipher::encrypt(
+            app.aes_key.expose(),
+            message.as_bytes(),
+            &app.appid,
+            rand::random(),
+        );
+        let (timestamp, nonce) = ("1764288100".to_owned(), rand::random::<u32>().to_string());
+        let msg_signature =
+            wxpush::signature::sign(&[app.token.expose(), &timestamp, &nonce, &encrypt]);
+        let signature = wxpush::signature::sign(&[app.token.expose(), &timestamp, &nonce]);
+        let body = if json {
+            serde_json::json!({"ToUserName": "gh_test", "Encrypt": encrypt}).to_string()
+        } else {
+            format!(
+                "<xml><ToUserName><![CDATA[gh_test]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+            )
+        };
+        let res = self
+            .client
+            .post(format!("{}{path}", self.base_url))
+            .query(&[
+                ("signature", signature.as_str()),
+                ("timestamp", &timestamp),
+                ("nonce", &nonce),
+                ("encrypt_type", "aes"),
+                ("msg_signature", &msg_signature),
+            ])
+            .header("Content-Type", "text/xml")
+            .body(body)
+            .send()
+            .await;
+        answer(res).await
+    }
+
+    /// The next event the handler received (fails after 10 s).
+    pub async fn next_event(&mut self) -> Event {
+        tokio::time::timeout(Duration::from_secs(10), self.events.recv())
+            .await
+            .expect("an event reached the handler within 10 s")
+            .expect("the handler channel is open")
+    }
+
+    /// Events already received, without waiting.
+    pub fn received_now(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        while let Ok(e) = self.events.try_recv() {
+            out.push(e);
+        }
+        out
+    }
+
+    /// Stops the server (graceful shutdown) and returns every event delivered meanwhile.
+    pub async fn stop(mut self) -> Vec<Event> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("server stops within 10 s")
+                .expect("server task did not panic")
+                .expect("server ran without I/O error");
+        }
+        self.received_now()
+    }
+}
+
+async fn answer(res: reqwest::Result<reqwest::Response>) -> Answer {
+    let res = res.expect("request reached the server");
+    let status = res.status().as_u16();
+    let body = res.text().await.unwrap_or_default();
+    Answer { status, body }
+}
+
+/// Every key of `expected` has the same value in `actual` (objects compared recursively).
+pub fn assert_subset(expected: &Value, actual: &Value, at: &str) {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (k, ev) in e {
+                assert_subset(ev, a.get(k).unwrap_or(&Value::Null), &format!("{at}.{k}"));
+            }
+        }
+        _ => assert_eq!(expected, actual, "{at}"),
+    }
+}
