@@ -1,5 +1,7 @@
 //! Logging setup: `tracing` to stderr, text or JSON, filtered by `RUST_LOG`.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -14,6 +16,7 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let _already_set = match format {
         LogFormat::Text => builder.try_init(),
