@@ -6,11 +6,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::app::App;
 use crate::cipher::AesKey;
+use crate::dispatch::DeliveryPolicy;
 use crate::secret::Secret;
 
 /// The embedded `config/default.toml`.
@@ -28,8 +30,14 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// The handler receiving events.
     pub handler: HandlerKind,
-    /// Capacity of the in-memory queue between the request path and the handler.
-    pub queue_capacity: usize,
+    /// Directory of the durable inbox.
+    pub data_dir: PathBuf,
+    /// Largest accepted distance between a push's timestamp and the clock; `None` = no check.
+    pub max_clock_skew: Option<Duration>,
+    /// How long delivered events (and their dedup memory) are kept.
+    pub retention: Duration,
+    /// Retry policy for handler calls.
+    pub delivery: DeliveryPolicy,
     /// Log output format.
     pub log_format: LogFormat,
     /// The app whose pushes are received.
@@ -80,9 +88,35 @@ const ENV_OVERRIDES: &[(&str, &[&str], ValueKind)] = &[
         ValueKind::Integer,
     ),
     ("WXPUSH_HANDLER", &["handler"], ValueKind::Text),
+    ("WXPUSH_DATA_DIR", &["data_dir"], ValueKind::Text),
     (
-        "WXPUSH_QUEUE_CAPACITY",
-        &["queue_capacity"],
+        "WXPUSH_MAX_CLOCK_SKEW_SECS",
+        &["max_clock_skew_secs"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_RETENTION_DAYS",
+        &["retention_days"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_DELIVERY_ATTEMPT_TIMEOUT_SECS",
+        &["delivery", "attempt_timeout_secs"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_DELIVERY_MAX_ATTEMPTS",
+        &["delivery", "max_attempts"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_DELIVERY_BACKOFF_INITIAL_MS",
+        &["delivery", "backoff_initial_ms"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_DELIVERY_BACKOFF_MAX_SECS",
+        &["delivery", "backoff_max_secs"],
         ValueKind::Integer,
     ),
     ("WXPUSH_LOG_FORMAT", &["log", "format"], ValueKind::Text),
@@ -108,9 +142,21 @@ struct RawConfig {
     listen: String,
     body_limit_bytes: i64,
     handler: String,
-    queue_capacity: i64,
+    data_dir: String,
+    max_clock_skew_secs: i64,
+    retention_days: i64,
+    delivery: RawDelivery,
     log: RawLog,
     app: RawApp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    attempt_timeout_secs: i64,
+    max_attempts: i64,
+    backoff_initial_ms: i64,
+    backoff_max_secs: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,7 +243,40 @@ impl Config {
             )
         })?;
         let body_limit_bytes = positive(raw.body_limit_bytes, "body_limit_bytes", 1024)?;
-        let queue_capacity = positive(raw.queue_capacity, "queue_capacity", 1)?;
+        let data_dir = PathBuf::from(raw.data_dir.trim());
+        if raw.data_dir.trim().is_empty() {
+            return Err(ConfigError::new(
+                "data_dir",
+                "expected a directory path, got an empty value",
+            ));
+        }
+        let skew = positive(raw.max_clock_skew_secs, "max_clock_skew_secs", 0)?;
+        let max_clock_skew = (skew > 0).then(|| Duration::from_secs(skew as u64));
+        let retention_days = positive(raw.retention_days, "retention_days", 7)?;
+        let retention = Duration::from_secs(retention_days as u64 * 86_400);
+        let delivery = DeliveryPolicy {
+            attempt_timeout: Duration::from_secs(positive(
+                raw.delivery.attempt_timeout_secs,
+                "delivery.attempt_timeout_secs",
+                1,
+            )? as u64),
+            max_attempts: u32::try_from(positive(
+                raw.delivery.max_attempts,
+                "delivery.max_attempts",
+                1,
+            )?)
+            .unwrap_or(u32::MAX),
+            backoff_initial: Duration::from_millis(positive(
+                raw.delivery.backoff_initial_ms,
+                "delivery.backoff_initial_ms",
+                1,
+            )? as u64),
+            backoff_max: Duration::from_secs(positive(
+                raw.delivery.backoff_max_secs,
+                "delivery.backoff_max_secs",
+                1,
+            )? as u64),
+        };
         let handler = match raw.handler.trim() {
             "log" => HandlerKind::Log,
             other => {
@@ -222,7 +301,10 @@ impl Config {
             listen,
             body_limit_bytes,
             handler,
-            queue_capacity,
+            data_dir,
+            max_clock_skew,
+            retention,
+            delivery,
             log_format,
             app,
         })
@@ -243,10 +325,16 @@ impl Config {
             LogFormat::Json => "json",
         };
         format!(
-            "listen = \"{}\"\nbody_limit_bytes = {}\nhandler = \"{handler}\"\nqueue_capacity = {}\n\n[log]\nformat = \"{format}\"\n\n[app]\nname = \"{}\"\ntoken = \"{}\"\nencoding_aes_key = \"{}\"\nappid = \"{}\"\n",
+            "listen = \"{}\"\nbody_limit_bytes = {}\nhandler = \"{handler}\"\ndata_dir = \"{}\"\nmax_clock_skew_secs = {}\nretention_days = {}\n\n[delivery]\nattempt_timeout_secs = {}\nmax_attempts = {}\nbackoff_initial_ms = {}\nbackoff_max_secs = {}\n\n[log]\nformat = \"{format}\"\n\n[app]\nname = \"{}\"\ntoken = \"{}\"\nencoding_aes_key = \"{}\"\nappid = \"{}\"\n",
             self.listen,
             self.body_limit_bytes,
-            self.queue_capacity,
+            self.data_dir.display(),
+            self.max_clock_skew.map_or(0, |d| d.as_secs()),
+            self.retention.as_secs() / 86_400,
+            self.delivery.attempt_timeout.as_secs(),
+            self.delivery.max_attempts,
+            self.delivery.backoff_initial.as_millis(),
+            self.delivery.backoff_max.as_secs(),
             self.app.name,
             mask(self.app.token.expose().len()),
             mask(43),
@@ -394,6 +482,32 @@ mod tests {
         let cfg = Config::load_with(None, &env(&[]))?;
         assert!(cfg.uses_demo_credentials());
         assert_eq!(cfg.body_limit_bytes, 65536);
+        Ok(())
+    }
+
+    #[test]
+    fn every_env_override_names_a_real_key() -> Result<(), ConfigError> {
+        let values: Vec<(&str, &str)> = ENV_OVERRIDES
+            .iter()
+            .map(|(var, _, kind)| {
+                let value = match (var, kind) {
+                    (&"WXPUSH_LISTEN", _) => "127.0.0.1:1",
+                    (&"WXPUSH_HANDLER", _) => "log",
+                    (&"WXPUSH_LOG_FORMAT", _) => "json",
+                    (&"WXPUSH_ENCODING_AES_KEY", _) => {
+                        "FqRfJtSZ1eTemafkXIDruAmV0cJPssQEyOyi7ODadSB"
+                    }
+                    (_, ValueKind::Integer) => "4096",
+                    (_, ValueKind::Text) => "abc123",
+                };
+                (*var, value)
+            })
+            .collect();
+        let cfg = Config::load_with(None, &env(&values))?;
+        assert_eq!(cfg.data_dir, PathBuf::from("abc123"));
+        assert_eq!(cfg.delivery.max_attempts, 4096);
+        assert_eq!(cfg.retention.as_secs(), 4096 * 86_400);
+        assert_eq!(cfg.log_format, LogFormat::Json);
         Ok(())
     }
 

@@ -1,52 +1,232 @@
-//! Delivery out of the request path: a bounded in-memory queue and the worker that hands
-//! queued events to the handler.
+//! Delivery out of the request path: the dispatcher takes due events from the store in
+//! arrival order, calls the handler with a per-attempt timeout, and records the outcome:
+//! delivered after `Ok`, else retried with exponential backoff and jitter, and `dead` after
+//! the last attempt.
 //!
-//! The request path only enqueues (and answers 503 when the queue is full, so the platform
-//! retries); the worker calls the handler. On shutdown the worker drains the queue.
+//! It wakes when the request path stores a new event, when a retry falls due, and once a
+//! second (to pick up replays made by the events CLI from another process). On shutdown it
+//! lets the attempt in flight finish for a short grace period; an unfinished event stays
+//! pending and is delivered after the restart.
 
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::event::Event;
+use tokio::sync::{Notify, watch};
+
+use crate::clock;
 use crate::handler::BoxHandler;
+use crate::store::{Record, Store};
 
-/// The sending side of the queue, cloned into every request.
-#[derive(Debug, Clone)]
-pub struct Queue {
-    tx: mpsc::Sender<Event>,
+/// How often the dispatcher looks at the store when nothing wakes it.
+const POLL: Duration = Duration::from_secs(1);
+
+/// How long an attempt in flight may continue after shutdown begins.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Events fetched per look at the store.
+const BATCH: usize = 64;
+
+/// Retry policy for handler calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryPolicy {
+    /// Longest a single handler call may take; longer counts as a failure.
+    pub attempt_timeout: Duration,
+    /// Attempts before an event is `dead` (at least 1).
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubles after each failure.
+    pub backoff_initial: Duration,
+    /// Upper bound of the delay.
+    pub backoff_max: Duration,
 }
 
-/// The queue is full (or its worker has stopped): the push must not be acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the event queue is full or stopped")]
-pub struct QueueFull;
-
-impl Queue {
-    /// Enqueues an event without waiting.
-    ///
-    /// # Errors
-    /// [`QueueFull`] when there is no room: the caller must not acknowledge the push.
-    pub fn try_enqueue(&self, event: Event) -> Result<(), QueueFull> {
-        self.tx.try_send(event).map_err(|_| QueueFull)
+impl DeliveryPolicy {
+    /// The delay after `failures` failed attempts: `initial * 2^(failures-1)`, capped, then
+    /// scaled by a random factor in [0.5, 1] so that retries do not move in lockstep.
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let exp = failures.saturating_sub(1).min(30);
+        let base = self
+            .backoff_initial
+            .saturating_mul(1u32 << exp)
+            .min(self.backoff_max);
+        base.mul_f64(0.5 + rand::random::<f64>() * 0.5)
     }
 }
 
-/// Starts the worker. It runs until every [`Queue`] clone is dropped and the queue is empty.
-pub fn spawn(handler: BoxHandler, capacity: usize) -> (Queue, JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<Event>(capacity.max(1));
-    let worker = tokio::spawn(async move {
-        while let Some(event) = rx.recv().await {
-            if let Err(error) = handler.handle(&event).await {
-                tracing::error!(
-                    app = %event.app,
-                    event = event.name(),
-                    create_time = event.create_time.unwrap_or_default(),
-                    %error,
-                    "handler failed"
-                );
+/// Wakes the dispatcher when a new event is stored.
+#[derive(Debug, Clone, Default)]
+pub struct Wake(Arc<Notify>);
+
+impl Wake {
+    /// Signals that an event is waiting.
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Delivers stored events to the handler.
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    handler: BoxHandler,
+    policy: DeliveryPolicy,
+    wake: Wake,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher over `store`; `wake` is the signal the request path uses.
+    pub fn new(
+        store: Arc<dyn Store>,
+        handler: BoxHandler,
+        policy: DeliveryPolicy,
+        wake: Wake,
+    ) -> Self {
+        Self {
+            store,
+            handler,
+            policy,
+            wake,
+        }
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            let now = clock::now_ms();
+            let due = match self.store.due(now, BATCH).await {
+                Ok(due) => due,
+                Err(error) => {
+                    tracing::error!(%error, "dispatcher: cannot read pending events");
+                    self.idle(POLL, &mut shutdown).await;
+                    continue;
+                }
+            };
+            if due.is_empty() {
+                let next = self.store.next_due_at().await.ok().flatten();
+                let wait = next.map_or(POLL, |at| {
+                    Duration::from_millis(u64::try_from(at - now).unwrap_or(0)).min(POLL)
+                });
+                self.idle(wait, &mut shutdown).await;
+                continue;
+            }
+            for record in due {
+                if *shutdown.borrow() {
+                    break;
+                }
+                self.attempt(record, &mut shutdown).await;
             }
         }
-        tracing::debug!("event queue drained");
-    });
-    (Queue { tx }, worker)
+        tracing::debug!("dispatcher stopped");
+    }
+
+    async fn idle(&self, wait: Duration, shutdown: &mut watch::Receiver<bool>) {
+        tokio::select! {
+            () = self.wake.0.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+
+    async fn attempt(&self, record: Record, shutdown: &mut watch::Receiver<bool>) {
+        let event = &record.event;
+        let call = tokio::time::timeout(self.policy.attempt_timeout, self.handler.handle(event));
+        tokio::pin!(call);
+        let outcome = tokio::select! {
+            outcome = &mut call => outcome,
+            _ = shutdown.changed() => match tokio::time::timeout(SHUTDOWN_GRACE, &mut call).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    tracing::warn!(id = %event.id, "shutdown: delivery still running; the event stays pending and is delivered after restart");
+                    return;
+                }
+            },
+        };
+        let error = match outcome {
+            Ok(Ok(())) => {
+                if let Err(error) = self.store.mark_delivered(event.id.clone()).await {
+                    tracing::error!(id = %event.id, %error, "delivered, but cannot record it; it will be delivered again");
+                }
+                return;
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!(
+                "handler timed out after {} s",
+                self.policy.attempt_timeout.as_secs_f64()
+            ),
+        };
+        let failures = record.attempts.saturating_add(1);
+        let retry_at = (failures < self.policy.max_attempts).then(|| {
+            let delay = self.policy.backoff(failures);
+            clock::now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2)
+        });
+        match retry_at {
+            Some(at) => tracing::warn!(
+                id = %event.id, event = event.name(), attempt = failures, %error,
+                retry_in_ms = at - clock::now_ms(), "handler failed; will retry"
+            ),
+            None => tracing::error!(
+                id = %event.id, event = event.name(), attempts = failures, %error,
+                "handler failed on the last attempt; the event is dead (replay it with `wxpush events replay {}`)",
+                event.id
+            ),
+        }
+        if let Err(store_error) = self
+            .store
+            .mark_failed(event.id.clone(), error, retry_at)
+            .await
+        {
+            tracing::error!(id = %event.id, error = %store_error, "cannot record the failed attempt");
+        }
+    }
+}
+
+/// Deletes delivered events older than `retention`, now and then every hour, until
+/// `shutdown` turns true.
+pub async fn prune_periodically(
+    store: Arc<dyn Store>,
+    retention: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    const EVERY: Duration = Duration::from_secs(3600);
+    while !*shutdown.borrow() {
+        let before = clock::now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX / 2);
+        match store.prune(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "pruned delivered events past retention"),
+            Err(error) => tracing::warn!(%error, "cannot prune delivered events"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(EVERY) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let policy = DeliveryPolicy {
+            attempt_timeout: Duration::from_secs(1),
+            max_attempts: 10,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(1000),
+        };
+        for _ in 0..100 {
+            let first = policy.backoff(1);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let third = policy.backoff(3);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+            let late = policy.backoff(40);
+            assert!(late >= Duration::from_millis(500) && late <= Duration::from_millis(1000));
+        }
+    }
 }

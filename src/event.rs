@@ -6,7 +6,9 @@
 //! wxpush has no type for still reach the handler whole.
 
 use serde::Serialize;
+use sha1::{Digest, Sha1};
 
+use crate::clock;
 use crate::fields::{Fields, Format};
 
 /// `Event` value of a category audit result.
@@ -17,6 +19,11 @@ pub const COMPONENT_VERIFY_TICKET: &str = "component_verify_ticket";
 /// One message pushed by the platform, with where it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
+    /// Stable id derived from the message's identity (see [`Event::parse`]): every platform
+    /// retry of one message has the same id, so handlers can use it as an idempotency key.
+    pub id: String,
+    /// When wxpush first stored it (unix milliseconds); `None` before it is stored.
+    pub received_at: Option<i64>,
     /// Name of the configured app that received it.
     pub app: String,
     /// The authorizer's (Mini Program's) app id from the `/wechat/{authorizer_appid}/callback`
@@ -140,6 +147,12 @@ impl Event {
     /// Reads a message (XML or JSON, detected from the text). Never fails: a message that
     /// cannot be read at all becomes an [`EventKind::Other`] event with no fields and its raw
     /// text.
+    ///
+    /// The id identifies the message, not the request: `MsgId` when present, else the app,
+    /// the authorizer, `ToUserName`/`AppId`, `FromUserName`, `CreateTime`, `Event`/`InfoType`
+    /// and all the event's own fields (for a category audit: `first`, `second`, `ret`,
+    /// `reason`), so that a retry maps to the same id and two different audit results in one
+    /// second do not.
     pub fn parse(message: &str, app: &str, authorizer_appid: Option<&str>) -> Self {
         let (fields, format) = Fields::parse_detected(message);
         let text = |name: &str| {
@@ -152,7 +165,10 @@ impl Event {
         let event = text("Event");
         let info_type = text("InfoType");
         let kind = classify(&fields, event.as_deref(), info_type.as_deref());
+        let id = identity(&fields, message, app, authorizer_appid);
         Self {
+            id,
+            received_at: None,
             app: app.to_owned(),
             authorizer_appid: authorizer_appid.map(str::to_owned),
             to_user_name: text("ToUserName"),
@@ -189,6 +205,73 @@ impl Event {
     }
 }
 
+/// Fields every event has; the rest are "the event's own".
+const COMMON_FIELDS: &[&str] = &[
+    "ToUserName",
+    "FromUserName",
+    "CreateTime",
+    "MsgType",
+    "Event",
+    "InfoType",
+    "AppId",
+    "MsgId",
+];
+
+fn identity(fields: &Fields, raw: &str, app: &str, authorizer_appid: Option<&str>) -> String {
+    let mut hasher = Sha1::new();
+    let mut part = |text: &str| {
+        hasher.update(text.as_bytes());
+        hasher.update([0x1f]);
+    };
+    part(app);
+    part(authorizer_appid.unwrap_or_default());
+    let get = |name: &str| fields.get(name).map(str::trim).unwrap_or_default();
+    if !get("MsgId").is_empty() {
+        part("msg");
+        part(get("ToUserName"));
+        part(get("MsgId"));
+    } else if fields.is_empty() {
+        part("raw");
+        part(raw);
+    } else {
+        part("event");
+        part(
+            fields
+                .get_any(&["ToUserName", "AppId"])
+                .unwrap_or_default()
+                .trim(),
+        );
+        part(get("FromUserName"));
+        part(get("CreateTime"));
+        part(
+            fields
+                .get_any(&["Event", "InfoType"])
+                .unwrap_or_default()
+                .trim(),
+        );
+        // The event's own fields, all of them: for a category audit first, second, ret and
+        // reason. A retry carries the same message, so they match; two audit results that
+        // differ in any of them are different events.
+        let mut own: Vec<(String, &str)> = fields
+            .iter()
+            .filter(|(k, _)| !COMMON_FIELDS.iter().any(|c| c.eq_ignore_ascii_case(k)))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.trim()))
+            .collect();
+        own.sort_unstable();
+        for (k, v) in own {
+            part(&k);
+            part(v);
+        }
+    }
+    let digest = hasher.finalize();
+    let mut id = String::with_capacity(28);
+    id.push_str("evt_");
+    for b in &digest[..12] {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
 fn classify(fields: &Fields, event: Option<&str>, info_type: Option<&str>) -> EventKind {
     if event.is_some_and(|e| e.eq_ignore_ascii_case(CATEGORY_AUDIT)) {
         let scalar = |name: &str| fields.get(name).map(Scalar::from_text);
@@ -216,9 +299,14 @@ fn classify(fields: &Fields, event: Option<&str>, info_type: Option<&str>) -> Ev
     EventKind::Other
 }
 
-/// The event's JSON form (what the events CLI and ready handlers emit, minus inbox fields).
+/// The event's JSON form; `head` and `tail` add the inbox's fields (status, attempts) in the
+/// places the documented record shape puts them.
 #[derive(Serialize)]
-struct EventJson<'a> {
+pub(crate) struct EventJson<'a, H: Serialize, T: Serialize> {
+    id: &'a str,
+    received_at: Option<String>,
+    #[serde(flatten)]
+    head: H,
     app: &'a str,
     authorizer_appid: Option<&'a str>,
     to_user_name: Option<&'a str>,
@@ -229,11 +317,24 @@ struct EventJson<'a> {
     info_type: Option<&'a str>,
     category_audit: Option<&'a CategoryAudit>,
     fields: &'a Fields,
+    #[serde(flatten)]
+    tail: T,
 }
 
-impl Serialize for Event {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+/// Nothing to add.
+#[derive(Serialize)]
+pub(crate) struct NoExtra {}
+
+impl Event {
+    pub(crate) fn json_with<H: Serialize, T: Serialize>(
+        &self,
+        head: H,
+        tail: T,
+    ) -> EventJson<'_, H, T> {
         EventJson {
+            id: &self.id,
+            received_at: self.received_at.map(clock::rfc3339),
+            head,
             app: &self.app,
             authorizer_appid: self.authorizer_appid.as_deref(),
             to_user_name: self.to_user_name.as_deref(),
@@ -244,8 +345,14 @@ impl Serialize for Event {
             info_type: self.info_type.as_deref(),
             category_audit: self.category_audit(),
             fields: &self.fields,
+            tail,
         }
-        .serialize(serializer)
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.json_with(NoExtra {}, NoExtra {}).serialize(serializer)
     }
 }
 
@@ -304,6 +411,26 @@ mod tests {
         );
         assert_eq!(o.kind, EventKind::Other);
         assert_eq!(o.name(), "weapp_audit_success");
+    }
+
+    #[test]
+    fn ids_match_for_retries_and_differ_for_different_results() {
+        let audit = |second: u32, extra: &str| {
+            Event::parse(
+                &format!("<xml>{extra}<ToUserName>gh</ToUserName><FromUserName>o</FromUserName><CreateTime>1</CreateTime><Event>wxa_category_audit</Event><ret>3</ret><first>8</first><second>{second}</second></xml>"),
+                "demo",
+                None,
+            )
+            .id
+        };
+        assert_eq!(audit(39, ""), audit(39, "\n  "));
+        assert_ne!(audit(39, ""), audit(40, ""));
+        let other = |app: &str, ticket: &str| {
+            Event::parse(&format!("<xml><AppId>wx</AppId><CreateTime>1</CreateTime><InfoType>component_verify_ticket</InfoType><ComponentVerifyTicket>{ticket}</ComponentVerifyTicket></xml>"), app, None).id
+        };
+        assert_ne!(other("a", "t1"), other("a", "t2"));
+        assert_ne!(other("a", "t1"), other("b", "t1"));
+        assert_eq!(audit(39, "").len(), 28);
     }
 
     #[test]

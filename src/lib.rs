@@ -6,8 +6,10 @@
 //! app's token ([`signature`]) and, in safe mode, the `Encrypt` field of the envelope is
 //! decrypted with the app's EncodingAESKey and checked for the app id ([`cipher`]), all
 //! orchestrated by [`push`]. The message is read leniently into an [`Event`] ([`fields`],
-//! [`event`]) that is never refused for its shape, queued ([`dispatch`]) and answered
-//! `success`; a worker hands it to the [`Handler`] ([`handler`]).
+//! [`event`]) that is never refused for its shape, stored durably and deduplicated
+//! ([`store`]), and only then answered `success`. The dispatcher ([`dispatch`]) hands stored
+//! events to the [`Handler`] ([`handler`]), retrying until it succeeds. Genuine pushes that
+//! cannot be decrypted are kept aside ([`quarantine`]) until the configuration is fixed.
 //!
 //! # Layout
 //! | module | holds |
@@ -20,7 +22,10 @@
 //! | [`cipher`] | AES-256-CBC, PKCS#7/32, the frame, the key type |
 //! | [`fields`] | lenient XML/JSON reading into text fields |
 //! | [`event`] | typed events: common fields, category audit, generic |
-//! | [`dispatch`] | bounded queue and the worker calling the handler |
+//! | [`store`] | the durable inbox: trait, SQLite implementation, group commit |
+//! | [`dispatch`] | delivery with timeout, backoff and dead events; pruning |
+//! | [`quarantine`] | re-processing quarantined pushes |
+//! | [`clock`] | unix time and RFC 3339 |
 //! | [`handler`] | the `Handler` trait, its erased form, the `log` handler |
 //! | [`telemetry`] | tracing setup |
 //!
@@ -41,9 +46,10 @@
 //!
 //! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = Config::load(None)?;
+//! let store = wxpush::store::open(&config)?;
 //! let listener = tokio::net::TcpListener::bind(config.listen).await?;
 //! let shutdown = async { let _ = tokio::signal::ctrl_c().await; };
-//! wxpush::server::run(&config, BoxHandler::new(MyHandler), listener, shutdown).await?;
+//! wxpush::server::run(&config, store, BoxHandler::new(MyHandler), listener, shutdown).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -51,15 +57,18 @@
 
 pub mod app;
 pub mod cipher;
+pub mod clock;
 pub mod config;
 pub mod dispatch;
 pub mod event;
 pub mod fields;
 pub mod handler;
 pub mod push;
+pub mod quarantine;
 pub mod secret;
 pub mod server;
 pub mod signature;
+pub mod store;
 pub mod telemetry;
 
 pub use app::App;

@@ -1,4 +1,8 @@
-//! The `wxpush` binary: `serve` and `check-config` over the library.
+//! The `wxpush` binary: `serve`, `check-config` and `events` over the library.
+
+mod cli {
+    pub(crate) mod events;
+}
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +29,9 @@ enum Command {
     Serve,
     /// Validate the configuration and print it with secrets masked.
     CheckConfig,
+    /// Inspect and repair the inbox (works while the server runs).
+    #[command(subcommand)]
+    Events(cli::events::EventsCommand),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +52,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Serve => serve(&config),
+        Command::Events(command) => cli::events::run(&config, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -64,6 +72,9 @@ fn serve(config: &Config) -> anyhow::Result<()> {
                 "!!! USING THE PUBLIC DEMO CREDENTIALS: anyone can sign pushes for this server. Set WXPUSH_TOKEN, WXPUSH_ENCODING_AES_KEY and WXPUSH_APPID (or a --config file) before registering the URL. !!!"
             );
         }
+        let store = wxpush::store::open(config).with_context(|| {
+            format!("opening the inbox in data_dir {}", config.data_dir.display())
+        })?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -71,8 +82,8 @@ fn serve(config: &Config) -> anyhow::Result<()> {
         let handler = match config.handler {
             HandlerKind::Log => BoxHandler::new(LogHandler),
         };
-        tracing::info!(app = %config.app.name, appid = %config.app.appid, "listening on {addr}");
-        wxpush::server::run(config, handler, listener, shutdown_signal())
+        tracing::info!(app = %config.app.name, appid = %config.app.appid, data_dir = %config.data_dir.display(), "listening on {addr}");
+        wxpush::server::run(config, store, handler, listener, shutdown_signal())
             .await
             .context("serving")?;
         tracing::info!("stopped");

@@ -13,7 +13,7 @@ use crate::fields::{Fields, Format};
 use crate::signature;
 
 /// The query parameters the platform sends with a URL check or a push.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PushQuery {
     /// `signature` over token, timestamp and nonce.
     pub signature: Option<String>,
@@ -111,6 +111,35 @@ pub fn url_check<'q>(app: &App, query: &'q PushQuery) -> Result<&'q str, PushErr
     signature::verify(signature, &[app.token.expose(), timestamp, nonce])
         .map_err(|_| PushError::BadSignature { which: "signature" })?;
     Ok(echostr)
+}
+
+/// Checks a signed push's `timestamp` against the clock (`now_secs`, unix seconds).
+///
+/// # Errors
+/// The reason, with the skew, when the timestamp is not a number or is further than `max`
+/// from now. `None` for `max` turns the check off.
+pub fn check_timestamp(
+    timestamp: &str,
+    now_secs: i64,
+    max: Option<std::time::Duration>,
+) -> Result<(), String> {
+    let Some(max) = max else { return Ok(()) };
+    let Ok(ts) = timestamp.trim().parse::<i64>() else {
+        return Err(format!(
+            "timestamp '{}' is not a number of seconds",
+            timestamp.chars().take(20).collect::<String>()
+        ));
+    };
+    let skew = ts.saturating_sub(now_secs);
+    if skew.unsigned_abs() > max.as_secs() {
+        let direction = if skew < 0 { "behind" } else { "ahead of" };
+        return Err(format!(
+            "timestamp {ts} is {} s {direction} this server's clock (max_clock_skew_secs = {}): a replayed push, or a clock out of sync",
+            skew.unsigned_abs(),
+            max.as_secs()
+        ));
+    }
+    Ok(())
 }
 
 /// Authenticates a push and returns its message text.
@@ -283,6 +312,17 @@ mod tests {
         }
         assert!(checked >= 30, "only {checked} vectors");
         Ok(())
+    }
+
+    #[test]
+    fn timestamps_outside_the_window_are_named_with_their_skew() {
+        let max = Some(std::time::Duration::from_secs(300));
+        assert!(check_timestamp("1000", 1200, max).is_ok());
+        let err = check_timestamp("1000", 2000, max).err().unwrap_or_default();
+        assert!(err.contains("1000 s behind"), "{err}");
+        assert!(check_timestamp("5000", 1000, max).is_err());
+        assert!(check_timestamp("x", 1000, max).is_err());
+        assert!(check_timestamp("1", 1_000_000, None).is_ok());
     }
 
     #[test]

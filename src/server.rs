@@ -2,7 +2,8 @@
 //! responses, and serving with graceful shutdown.
 //!
 //! The push route authenticates and decrypts ([`crate::push`]), parses ([`Event::parse`]),
-//! enqueues ([`crate::dispatch`]) and answers `success`; it never waits on the handler.
+//! stores durably ([`crate::store`]) and only then answers `success`; delivery to the handler
+//! happens in the dispatcher ([`crate::dispatch`]), never in the request.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,29 +21,50 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use tokio::sync::watch;
+
 use crate::app::App;
+use crate::clock;
 use crate::config::Config;
-use crate::dispatch::{self, Queue, QueueFull};
+use crate::dispatch::{self, Dispatcher, Wake};
 use crate::event::Event;
 use crate::handler::BoxHandler;
 use crate::push::{self, PushError, PushQuery};
+use crate::store::{QuarantinedPush, Recorded, Store, StoreError};
 
 /// Requests still running after this long are answered 503; the platform gives up at 5 s.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// What every request sees.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     app: Arc<App>,
-    queue: Queue,
+    store: Arc<dyn Store>,
+    wake: Wake,
+    max_clock_skew: Option<Duration>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("app", &self.app.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppState {
-    /// State for one app whose events go to `queue`.
-    pub fn new(app: App, queue: Queue) -> Self {
+    /// State for one app whose events go to `store`; `wake` signals the dispatcher.
+    pub fn new(
+        app: App,
+        store: Arc<dyn Store>,
+        wake: Wake,
+        max_clock_skew: Option<Duration>,
+    ) -> Self {
         Self {
             app: Arc::new(app),
-            queue,
+            store,
+            wake,
+            max_clock_skew,
         }
     }
 }
@@ -53,9 +75,9 @@ pub enum ApiError {
     /// Authentication or decryption refused the push.
     #[error(transparent)]
     Push(#[from] PushError),
-    /// The queue had no room; the platform will retry.
+    /// The store could not write; the platform will retry.
     #[error(transparent)]
-    Busy(#[from] QueueFull),
+    Store(#[from] StoreError),
 }
 
 impl IntoResponse for ApiError {
@@ -72,20 +94,18 @@ impl IntoResponse for ApiError {
                 (StatusCode::UNAUTHORIZED, "signature mismatch".to_owned())
             }
             ApiError::Push(PushError::Undecryptable(e)) => {
-                tracing::error!(
-                    error = %e,
-                    "a correctly signed push cannot be decrypted with this configuration; check app.encoding_aes_key and app.appid (the platform will retry)"
-                );
+                // The push route quarantines these; kept so the mapping is total.
+                tracing::error!(error = %e, "a correctly signed push cannot be decrypted");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "cannot decrypt with this configuration".to_owned(),
                 )
             }
-            ApiError::Busy(e) => {
-                tracing::error!(error = %e, "cannot accept the event now (the platform will retry)");
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "cannot store the push; answering 503 so the platform retries");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "busy, retry later".to_owned(),
+                    "cannot store the event now, retry later".to_owned(),
                 )
             }
         };
@@ -132,7 +152,7 @@ async fn push_default(
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<&'static str, ApiError> {
-    accept(&state, query, &body, None)
+    accept(&state, query, body, None).await
 }
 
 async fn push_authorizer(
@@ -141,21 +161,66 @@ async fn push_authorizer(
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Result<&'static str, ApiError> {
-    accept(&state, query, &body, Some(&authorizer_appid))
+    accept(&state, query, body, Some(&authorizer_appid)).await
 }
 
-fn accept(
+/// Authenticate → decrypt → check the timestamp → parse → store; `success` only once the
+/// event (or the quarantined push) is on disk.
+async fn accept(
     state: &AppState,
     query: HashMap<String, String>,
-    body: &[u8],
+    body: Bytes,
     authorizer_appid: Option<&str>,
 ) -> Result<&'static str, ApiError> {
     let query = PushQuery::from_map(query);
-    let message = push::receive(&state.app, &query, body)?;
+    let message = match push::receive(&state.app, &query, &body) {
+        Ok(message) => message,
+        Err(PushError::Undecryptable(e)) => {
+            let reason = format!(
+                "{e}; check app.encoding_aes_key and app.appid, then run `wxpush events retry-quarantined`"
+            );
+            quarantine(state, query, body, authorizer_appid, reason).await?;
+            return Ok("success");
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let now_secs = clock::now_ms() / 1000;
+    if let Err(reason) = push::check_timestamp(&message.timestamp, now_secs, state.max_clock_skew) {
+        quarantine(state, query, body, authorizer_appid, reason).await?;
+        return Ok("success");
+    }
     let event = Event::parse(&message.text, &state.app.name, authorizer_appid);
-    tracing::debug!(event = event.name(), mode = ?message.mode, "push accepted");
-    state.queue.try_enqueue(event)?;
+    let (id, name) = (event.id.clone(), event.name().to_owned());
+    match state.store.record(event).await? {
+        Recorded::New => {
+            tracing::debug!(%id, event = %name, mode = ?message.mode, "stored");
+            state.wake.notify();
+        }
+        Recorded::Duplicate => {
+            tracing::info!(%id, event = %name, "duplicate of a stored event (a platform retry); answered without storing again");
+        }
+    }
     Ok("success")
+}
+
+/// Keeps a genuine push that cannot be processed now, with the reason, and says so loudly.
+async fn quarantine(
+    state: &AppState,
+    query: PushQuery,
+    body: Bytes,
+    authorizer_appid: Option<&str>,
+    reason: String,
+) -> Result<(), ApiError> {
+    let push = QuarantinedPush::new(
+        &state.app.name,
+        authorizer_appid,
+        query,
+        body.to_vec(),
+        reason,
+    );
+    tracing::error!(id = %push.id, reason = %push.reason, "push quarantined: signed correctly but not processable with this configuration");
+    state.store.quarantine(push).await?;
+    Ok(())
 }
 
 /// Serves `router` on an already-bound `listener` until `shutdown` completes, then finishes
@@ -173,23 +238,33 @@ pub async fn serve(
         .await
 }
 
-/// Runs the whole service for `config` with `handler` on `listener`: starts the dispatcher,
-/// serves until `shutdown`, then drains the queue before returning.
+/// Runs the whole service for `config` on `listener`, storing into `store` and delivering to
+/// `handler`: starts the dispatcher and the pruner, serves until `shutdown`, finishes the
+/// requests in flight, then stops the dispatcher (an attempt in flight gets a short grace).
 ///
 /// # Errors
 /// I/O errors from the listener.
 pub async fn run(
     config: &Config,
+    store: Arc<dyn Store>,
     handler: BoxHandler,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (queue, worker) = dispatch::spawn(handler, config.queue_capacity);
-    let state = AppState::new(config.app.clone(), queue);
+    let wake = Wake::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let dispatcher = Dispatcher::new(Arc::clone(&store), handler, config.delivery, wake.clone());
+    let dispatcher = tokio::spawn(dispatcher.run(stop_rx.clone()));
+    let pruner = tokio::spawn(dispatch::prune_periodically(
+        Arc::clone(&store),
+        config.retention,
+        stop_rx,
+    ));
+    let state = AppState::new(config.app.clone(), store, wake, config.max_clock_skew);
     let result = serve(listener, router(state, config.body_limit_bytes), shutdown).await;
-    // The router (and with it every queue sender) is gone: the worker drains and stops.
-    if worker.await.is_err() {
-        tracing::error!("the dispatcher stopped abnormally");
+    let _ = stop_tx.send(true);
+    if dispatcher.await.is_err() || pruner.await.is_err() {
+        tracing::error!("a background task stopped abnormally");
     }
     result
 }

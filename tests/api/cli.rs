@@ -11,18 +11,24 @@ use crate::helpers::{TestApp, vector};
 const BIN: &str = env!("CARGO_BIN_EXE_wxpush");
 
 /// A running `wxpush serve` whose stderr lines are collected.
-struct Served {
-    child: Child,
+pub(crate) struct Served {
+    pub(crate) child: Child,
     lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-    base_url: String,
+    pub(crate) seen: Vec<String>,
+    pub(crate) base_url: String,
 }
 
 impl Served {
-    fn start(envs: &[(&str, &str)]) -> Self {
+    /// Starts `wxpush serve` on a random port with `envs` (give WXPUSH_DATA_DIR).
+    pub(crate) fn start(envs: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .env_remove("RUST_LOG")
+        cmd.arg("serve");
+        Self::start_command(cmd, envs)
+    }
+
+    /// Starts a prepared command that ends up running `wxpush serve`.
+    pub(crate) fn start_command(mut cmd: Command, envs: &[(&str, &str)]) -> Self {
+        cmd.env_remove("RUST_LOG")
             .env("WXPUSH_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -56,7 +62,7 @@ impl Served {
     }
 
     /// Waits (up to 10 s) for a stderr line containing `needle`.
-    fn wait_for(&mut self, needle: &str) -> String {
+    pub(crate) fn wait_for(&mut self, needle: &str) -> String {
         if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
             return line.clone();
         }
@@ -74,7 +80,24 @@ impl Served {
         }
     }
 
-    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    /// Waits (up to 10 s) until `n` stderr lines contain `needle`.
+    pub(crate) fn wait_for_count(&mut self, needle: &str, n: usize) {
+        while self.seen.iter().filter(|l| l.contains(needle)).count() < n {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "fewer than {n} lines with {needle:?}; saw:\n{}",
+                        self.seen.join("\n")
+                    )
+                });
+            self.seen.push(line);
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the status and every stderr line.
+    pub(crate) fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let pid = self.child.id().to_string();
         let killed = Command::new("kill")
             .args(["-TERM", &pid])
@@ -85,18 +108,48 @@ impl Served {
         while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
             self.seen.push(line);
         }
-        (status, self.seen)
+        (status, std::mem::take(&mut self.seen))
     }
 }
 
+impl Drop for Served {
+    fn drop(&mut self) {
+        // A test that fails midway must not leave a server behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a `wxpush` subcommand against a data dir; returns (success, stdout, stderr).
+pub(crate) fn wxpush(args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("RUST_LOG");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// On a fresh checkout, `serve` starts with the embedded defaults, warns about the demo
-/// credentials, accepts a vector push, logs the category audit, and exits 0 on SIGTERM.
+/// credentials, accepts a push made with the vectors' credentials, logs the category audit,
+/// and exits 0 on SIGTERM.
 #[tokio::test]
 async fn serve_with_embedded_defaults_logs_a_pushed_category_audit() {
-    let mut served = Served::start(&[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().to_string_lossy().into_owned();
+    let mut served = Served::start(&[("WXPUSH_DATA_DIR", &data_dir)]);
     served.wait_for("DEMO CREDENTIALS");
     let client = TestApp::client_for(&served.base_url);
-    let answer = client.send_vector(&vector("safe-xml-rejected-utf8")).await;
+    let message = vector("safe-xml-rejected-utf8")["plaintext"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let answer = client.push_safe("/wechat", &message, false).await;
     assert_eq!((answer.status, answer.body.as_str()), (200, "success"));
     let line = served.wait_for("category audit");
     assert!(line.contains("rejected"), "{line}");

@@ -2,12 +2,14 @@
 //! handler, and a client that signs like the platform.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use wxpush::cipher;
+use wxpush::store::{SqliteStore, Store};
 use wxpush::{BoxError, BoxHandler, Config, Event, Handler};
 
 /// The shared test vectors, copied from the project's fixtures.
@@ -26,7 +28,8 @@ pub fn vector(id: &str) -> Value {
         .unwrap_or_else(|| panic!("no vector {id}"))
 }
 
-/// Config TOML (over the defaults) for a vectors app, on a random loopback port.
+/// Config TOML (over the defaults) for a vectors app, on a random loopback port, with the
+/// clock-skew check off (the vectors have fixed timestamps) and fast retries.
 pub fn app_toml(name: &str) -> String {
     let doc = vectors();
     let app = doc["apps"]
@@ -34,7 +37,7 @@ pub fn app_toml(name: &str) -> String {
         .and_then(|apps| apps.iter().find(|a| a["name"] == name).cloned())
         .unwrap_or_else(|| panic!("no app {name}"));
     format!(
-        "listen = \"127.0.0.1:0\"\n[app]\nname = \"{}\"\ntoken = \"{}\"\nencoding_aes_key = \"{}\"\nappid = \"{}\"\n",
+        "listen = \"127.0.0.1:0\"\nmax_clock_skew_secs = 0\n[delivery]\nbackoff_initial_ms = 10\nbackoff_max_secs = 1\nmax_attempts = 3\n[app]\nname = \"{}\"\ntoken = \"{}\"\nencoding_aes_key = \"{}\"\nappid = \"{}\"\n",
         app["name"].as_str().unwrap_or_default(),
         app["token"].as_str().unwrap_or_default(),
         app["encoding_aes_key"].as_str().unwrap_or_default(),
@@ -42,17 +45,40 @@ pub fn app_toml(name: &str) -> String {
     )
 }
 
-/// Sends every event it handles into a channel; optionally waits for a permit first, so a
-/// test can hold the handler back.
+/// How the test handler behaves.
+#[derive(Clone, Default)]
+pub struct Behavior {
+    /// Wait for a permit before each event.
+    pub gate: Option<Arc<Semaphore>>,
+    /// Fail this many calls first.
+    pub fail_first: Option<Arc<AtomicU32>>,
+    /// Fail while this is false.
+    pub healthy: Option<Arc<AtomicBool>>,
+}
+
+/// Sends every event it accepts into a channel, after behaving as told.
 struct RecordingHandler {
     tx: mpsc::UnboundedSender<Event>,
-    gate: Option<Arc<Semaphore>>,
+    behavior: Behavior,
+    calls: Arc<AtomicU32>,
 }
 
 impl Handler for RecordingHandler {
     async fn handle(&self, event: &Event) -> Result<(), BoxError> {
-        if let Some(gate) = &self.gate {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(gate) = &self.behavior.gate {
             gate.acquire().await?.forget();
+        }
+        if let Some(left) = &self.behavior.fail_first {
+            if left.load(Ordering::SeqCst) > 0 {
+                left.fetch_sub(1, Ordering::SeqCst);
+                return Err("test handler: planned failure".into());
+            }
+        }
+        if let Some(healthy) = &self.behavior.healthy {
+            if !healthy.load(Ordering::SeqCst) {
+                return Err("test handler: unhealthy".into());
+            }
         }
         self.tx.send(event.clone())?;
         Ok(())
@@ -67,6 +93,12 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The effective configuration.
     pub config: Config,
+    /// The store the server writes to.
+    pub store: Option<Arc<SqliteStore>>,
+    /// Handler calls so far.
+    pub calls: Arc<AtomicU32>,
+    /// The data dir (removed when the last holder drops it).
+    pub data_dir: Arc<tempfile::TempDir>,
     events: mpsc::UnboundedReceiver<Event>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -84,26 +116,39 @@ pub struct Answer {
 impl TestApp {
     /// Starts a server for the vectors app `name`.
     pub async fn spawn(name: &str) -> Self {
-        Self::spawn_with(&app_toml(name), None).await
+        Self::spawn_with(&app_toml(name), Behavior::default()).await
     }
 
-    /// Starts a server from TOML over the defaults; with `gate`, the handler waits for a
-    /// permit per event.
-    pub async fn spawn_with(toml: &str, gate: Option<Arc<Semaphore>>) -> Self {
+    /// Starts a server from TOML over the defaults, in a fresh data dir.
+    pub async fn spawn_with(toml: &str, behavior: Behavior) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        Self::spawn_in(toml, behavior, dir).await
+    }
+
+    /// Starts a server from TOML over the defaults, on the data dir `dir`.
+    pub async fn spawn_in(toml: &str, behavior: Behavior, dir: Arc<tempfile::TempDir>) -> Self {
         if std::env::var_os("TEST_LOG").is_some() {
             wxpush::telemetry::init(wxpush::config::LogFormat::Text);
         }
-        let config = Config::from_toml(toml).expect("test config is valid");
+        let toml = format!("data_dir = \"{}\"\n{toml}", dir.path().display());
+        let config = Config::from_toml(&toml).expect("test config is valid");
+        let store = Arc::new(SqliteStore::open(&config.data_dir).expect("store opens"));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let (tx, events) = mpsc::unbounded_channel();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let handler = BoxHandler::new(RecordingHandler { tx, gate });
+        let calls = Arc::new(AtomicU32::new(0));
+        let handler = BoxHandler::new(RecordingHandler {
+            tx,
+            behavior,
+            calls: Arc::clone(&calls),
+        });
         let run_config = config.clone();
+        let run_store: Arc<dyn Store> = store.clone();
         let task = tokio::spawn(async move {
-            wxpush::server::run(&run_config, handler, listener, async {
+            wxpush::server::run(&run_config, run_store, handler, listener, async {
                 let _ = shutdown_rx.await;
             })
             .await
@@ -112,6 +157,9 @@ impl TestApp {
             base_url: format!("http://{addr}"),
             client: reqwest::Client::new(),
             config,
+            store: Some(store),
+            calls,
+            data_dir: dir,
             events,
             shutdown: Some(shutdown_tx),
             task: Some(task),
@@ -125,6 +173,9 @@ impl TestApp {
             base_url: base_url.to_owned(),
             client: reqwest::Client::new(),
             config: Config::from_toml("").expect("defaults are valid"),
+            store: None,
+            calls: Arc::new(AtomicU32::new(0)),
+            data_dir: Arc::new(tempfile::tempdir().expect("temp dir")),
             events,
             shutdown: None,
             task: None,
@@ -154,8 +205,23 @@ impl TestApp {
         answer(builder.query(&query).send().await).await
     }
 
-    /// Sends `message` as a fresh safe-mode push signed and encrypted with this server's app.
+    /// The store, for assertions.
+    pub fn store(&self) -> &SqliteStore {
+        self.store
+            .as_deref()
+            .expect("a server started by the harness")
+    }
+
+    /// Sends `message` as a fresh safe-mode push signed and encrypted with this server's app,
+    /// timestamped now.
     pub async fn push_safe(&self, path: &str, message: &str, json: bool) -> Answer {
+        self.try_push_safe(path, message, json)
+            .await
+            .expect("request reached the server")
+    }
+
+    /// Like [`TestApp::push_safe`], but `None` when the request fails (server gone).
+    pub async fn try_push_safe(&self, path: &str, message: &str, json: bool) -> Option<Answer> {
         let app = &self.config.app;
         let encrypt = cipher::encrypt(
             app.aes_key.expose(),
@@ -163,7 +229,8 @@ impl TestApp {
             &app.appid,
             rand::random(),
         );
-        let (timestamp, nonce) = ("1764288100".to_owned(), rand::random::<u32>().to_string());
+        let timestamp = (wxpush::clock::now_ms() / 1000).to_string();
+        let nonce = rand::random::<u32>().to_string();
         let msg_signature =
             wxpush::signature::sign(&[app.token.expose(), &timestamp, &nonce, &encrypt]);
         let signature = wxpush::signature::sign(&[app.token.expose(), &timestamp, &nonce]);
@@ -187,8 +254,11 @@ impl TestApp {
             .header("Content-Type", "text/xml")
             .body(body)
             .send()
-            .await;
-        answer(res).await
+            .await
+            .ok()?;
+        let status = res.status().as_u16();
+        let body = res.text().await.ok()?;
+        Some(Answer { status, body })
     }
 
     /// The next event the handler received (fails after 10 s).

@@ -3,6 +3,8 @@
 
 mod cli;
 mod helpers;
+mod inbox_cli;
 mod properties;
 mod push;
+mod retries;
 mod url_check;

@@ -1,0 +1,262 @@
+//! `wxpush events …`: inspect and repair the inbox, against the same data dir as a running
+//! server.
+
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+use wxpush::Config;
+use wxpush::clock;
+use wxpush::store::{ListFilter, Record, Status, Store};
+
+/// The `events` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum EventsCommand {
+    /// List events, newest first.
+    List {
+        /// Only events in this state: pending, delivered, dead or quarantined.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only events with this name (e.g. wxa_category_audit).
+        #[arg(long)]
+        event: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one event (or quarantined push) in full.
+    Show {
+        /// The event id (evt_…) or quarantine id (q_…).
+        id: String,
+    },
+    /// Deliver events again: the given ids, or every dead event.
+    Replay {
+        /// Event ids.
+        ids: Vec<String>,
+        /// Replay every dead event.
+        #[arg(long, conflicts_with = "ids")]
+        dead: bool,
+    },
+    /// Counts by state.
+    Stats {
+        /// As one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-process quarantined pushes with the current configuration.
+    RetryQuarantined,
+}
+
+/// Runs an `events` subcommand.
+pub(crate) fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let store = wxpush::store::open(config)
+            .with_context(|| format!("opening the inbox in {}", config.data_dir.display()))?;
+        match command {
+            EventsCommand::List {
+                status,
+                event,
+                limit,
+                json,
+            } => list(&*store, status, event, limit, json).await,
+            EventsCommand::Show { id } => show(&*store, &id).await,
+            EventsCommand::Replay { ids, dead } => replay(&*store, ids, dead).await,
+            EventsCommand::Stats { json } => stats(&*store, json).await,
+            EventsCommand::RetryQuarantined => retry_quarantined(&*store, config).await,
+        }
+    })
+}
+
+async fn list(
+    store: &dyn Store,
+    status: Option<String>,
+    event: Option<String>,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    let status = match status.as_deref() {
+        None => None,
+        Some(text) => Some(Status::parse(text).with_context(|| {
+            format!("--status: expected pending, delivered, dead or quarantined, got '{text}'")
+        })?),
+    };
+    if status == Some(Status::Quarantined) {
+        for push in store.quarantined(limit).await? {
+            if json {
+                println!("{}", serde_json::to_string(&push)?);
+            } else {
+                println!(
+                    "{}  {}  quarantined  {}  {}",
+                    push.id,
+                    clock::rfc3339(push.received_at),
+                    push.app,
+                    push.reason
+                );
+            }
+        }
+        return Ok(());
+    }
+    let records = store
+        .list(ListFilter {
+            status,
+            event,
+            limit,
+        })
+        .await?;
+    if json {
+        for record in &records {
+            println!("{}", serde_json::to_string(record)?);
+        }
+        return Ok(());
+    }
+    if records.is_empty() {
+        println!("no events");
+        return Ok(());
+    }
+    println!(
+        "{:<28}  {:<24}  {:<9}  {:<8}  {:<24}  {:>8}  DETAIL",
+        "ID", "RECEIVED", "STATUS", "APP", "EVENT", "ATTEMPTS"
+    );
+    for record in &records {
+        println!(
+            "{:<28}  {:<24}  {:<9}  {:<8}  {:<24}  {:>8}  {}",
+            record.event.id,
+            record
+                .event
+                .received_at
+                .map(clock::rfc3339)
+                .unwrap_or_default(),
+            record.status.as_str(),
+            record.event.app,
+            record.event.name(),
+            record.attempts,
+            detail(record)
+        );
+    }
+    Ok(())
+}
+
+/// One line about what the event says.
+fn detail(record: &Record) -> String {
+    let event = &record.event;
+    let mut text = match event.category_audit() {
+        Some(audit) => format!(
+            "category {}/{} {}{}",
+            audit
+                .first
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            audit
+                .second
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            audit.result.as_str(),
+            if audit.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", audit.reason)
+            }
+        ),
+        None => event.to_user_name.clone().unwrap_or_default(),
+    };
+    if let Some(error) = &record.last_error {
+        text.push_str(&format!(" [last error: {error}]"));
+    }
+    text
+}
+
+async fn show(store: &dyn Store, id: &str) -> anyhow::Result<()> {
+    if id.starts_with("q_") {
+        let Some(push) = store
+            .quarantined(usize::MAX)
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+        else {
+            bail!("no quarantined push with id {id}");
+        };
+        println!("{}", serde_json::to_string_pretty(&push)?);
+        println!("query: {}", serde_json::to_string(&push.query)?);
+        println!("body:\n{}", String::from_utf8_lossy(&push.body));
+        return Ok(());
+    }
+    let Some(record) = store.get(id.to_owned()).await? else {
+        bail!("no event with id {id}");
+    };
+    println!("{}", serde_json::to_string_pretty(&record)?);
+    println!("duplicates answered: {}", record.duplicates);
+    if let Some(at) = record.next_attempt_at {
+        println!("next attempt: {}", clock::rfc3339(at));
+    }
+    if let Some(at) = record.delivered_at {
+        println!("delivered at: {}", clock::rfc3339(at));
+    }
+    println!("raw message:\n{}", record.event.raw);
+    Ok(())
+}
+
+async fn replay(store: &dyn Store, ids: Vec<String>, dead: bool) -> anyhow::Result<()> {
+    if dead {
+        let n = store.replay_dead().await?;
+        println!("{n} dead event(s) queued for delivery");
+        return Ok(());
+    }
+    if ids.is_empty() {
+        bail!("give event ids, or --dead");
+    }
+    let wanted = ids.len();
+    let n = store.replay(ids).await?;
+    println!("{n} event(s) queued for delivery");
+    if n < wanted {
+        bail!("{} id(s) not found", wanted - n);
+    }
+    Ok(())
+}
+
+async fn stats(store: &dyn Store, json: bool) -> anyhow::Result<()> {
+    let stats = store.stats().await?;
+    if json {
+        println!("{}", serde_json::to_string(&stats)?);
+        return Ok(());
+    }
+    println!("pending:     {}", stats.pending);
+    println!("delivered:   {}", stats.delivered);
+    println!("dead:        {}", stats.dead);
+    println!("quarantined: {}", stats.quarantined);
+    println!(
+        "duplicates:  {} (platform retries answered without storing again)",
+        stats.duplicates
+    );
+    if let Some(at) = stats.oldest_pending_at {
+        println!("oldest pending received at {}", clock::rfc3339(at));
+    }
+    Ok(())
+}
+
+async fn retry_quarantined(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
+    let report = wxpush::quarantine::retry_all(store, std::slice::from_ref(&config.app)).await?;
+    println!(
+        "{} released as new events, {} were duplicates, {} still failing",
+        report.released,
+        report.duplicates,
+        report.still_failing.len()
+    );
+    for (id, reason) in &report.still_failing {
+        println!("  {id}: {reason}");
+    }
+    if report.still_failing.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "{} quarantined push(es) still cannot be processed",
+            report.still_failing.len()
+        )
+    }
+}

@@ -1,0 +1,300 @@
+//! The durable inbox: events are stored (and fsync'ed) before the push is acknowledged,
+//! deduplicated by event id, and handed out for delivery until the handler accepts them.
+//!
+//! [`Store`] is the interface the request path, the dispatcher and the CLI use; [`sqlite`]
+//! is the embedded implementation. A shared server store can implement the same trait.
+
+pub mod sqlite;
+
+use serde::Serialize;
+
+use crate::clock;
+use crate::event::Event;
+use crate::handler::BoxFuture;
+use crate::push::PushQuery;
+
+pub use sqlite::SqliteStore;
+
+/// Opens the store the configuration names (the embedded SQLite inbox in `data_dir`).
+///
+/// # Errors
+/// [`StoreError::Open`] when the data dir or database cannot be created or written.
+pub fn open(config: &crate::Config) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(std::sync::Arc::new(SqliteStore::open(&config.data_dir)?))
+}
+
+/// Where an event is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting for (another) delivery attempt.
+    Pending,
+    /// The handler returned `Ok`.
+    Delivered,
+    /// Every attempt failed; kept until replayed.
+    Dead,
+    /// Genuine but not decryptable or out of the replay window; kept raw until re-processed.
+    Quarantined,
+}
+
+impl Status {
+    /// The lowercase name, as stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+            Self::Quarantined => "quarantined",
+        }
+    }
+
+    /// Parses a lowercase name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Self::Pending),
+            "delivered" => Some(Self::Delivered),
+            "dead" => Some(Self::Dead),
+            "quarantined" => Some(Self::Quarantined),
+            _ => None,
+        }
+    }
+}
+
+/// A stored event with its delivery state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The event (its `id` and `received_at` set).
+    pub event: Event,
+    /// Delivery state.
+    pub status: Status,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// When the next attempt is due (unix ms), while pending.
+    pub next_attempt_at: Option<i64>,
+    /// When the handler accepted it (unix ms).
+    pub delivered_at: Option<i64>,
+    /// How many platform retries of it were answered without storing it again.
+    pub duplicates: u32,
+}
+
+#[derive(Serialize)]
+struct StatusJson {
+    status: Status,
+}
+
+#[derive(Serialize)]
+struct DeliveryJson<'a> {
+    attempts: u32,
+    last_error: Option<&'a str>,
+}
+
+impl Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.event
+            .json_with(
+                StatusJson {
+                    status: self.status,
+                },
+                DeliveryJson {
+                    attempts: self.attempts,
+                    last_error: self.last_error.as_deref(),
+                },
+            )
+            .serialize(serializer)
+    }
+}
+
+/// A genuine push that could not be turned into an event with the configuration at the time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedPush {
+    /// `q_…` id.
+    pub id: String,
+    /// When it arrived (unix ms).
+    pub received_at: i64,
+    /// The app whose route received it.
+    pub app: String,
+    /// The authorizer app id from the route, if any.
+    pub authorizer_appid: Option<String>,
+    /// The request's query.
+    pub query: PushQuery,
+    /// The request's body, as received.
+    pub body: Vec<u8>,
+    /// Why it could not be processed.
+    pub reason: String,
+}
+
+impl QuarantinedPush {
+    /// A new quarantine entry with a fresh id, received now.
+    pub fn new(
+        app: &str,
+        authorizer_appid: Option<&str>,
+        query: PushQuery,
+        body: Vec<u8>,
+        reason: String,
+    ) -> Self {
+        let received_at = clock::now_ms();
+        Self {
+            id: format!("q_{received_at:x}{:08x}", rand::random::<u32>()),
+            received_at,
+            app: app.to_owned(),
+            authorizer_appid: authorizer_appid.map(str::to_owned),
+            query,
+            body,
+            reason,
+        }
+    }
+}
+
+impl Serialize for QuarantinedPush {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            id: &'a str,
+            received_at: String,
+            status: Status,
+            app: &'a str,
+            authorizer_appid: Option<&'a str>,
+            reason: &'a str,
+            body_bytes: usize,
+        }
+        Json {
+            id: &self.id,
+            received_at: clock::rfc3339(self.received_at),
+            status: Status::Quarantined,
+            app: &self.app,
+            authorizer_appid: self.authorizer_appid.as_deref(),
+            reason: &self.reason,
+            body_bytes: self.body.len(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// What storing an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// First time: stored, pending delivery.
+    New,
+    /// Already stored (a platform retry): counted, not stored again.
+    Duplicate,
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only this status (not `Quarantined`: see [`Store::quarantined`]).
+    pub status: Option<Status>,
+    /// Only this event name (`Event`, `InfoType` or `MsgType`).
+    pub event: Option<String>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+/// Counts over the inbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Events waiting for delivery.
+    pub pending: u64,
+    /// Events delivered (and not yet pruned).
+    pub delivered: u64,
+    /// Events whose attempts are exhausted.
+    pub dead: u64,
+    /// Pushes in quarantine.
+    pub quarantined: u64,
+    /// Platform retries answered without storing again.
+    pub duplicates: u64,
+    /// Arrival time of the oldest pending event (unix ms).
+    pub oldest_pending_at: Option<i64>,
+}
+
+/// A store failure. The request path answers 503 on any of them, so the platform retries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be opened.
+    #[error("cannot open the store at {path}: {reason}")]
+    Open {
+        /// The database path.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The disk (or the store's size limit) is full.
+    #[error("the store is full (disk full?): {0}")]
+    Full(String),
+    /// The store's files are not writable.
+    #[error("the store is read-only: {0}")]
+    ReadOnly(String),
+    /// Any other database error.
+    #[error("store error: {0}")]
+    Database(String),
+    /// The store has shut down.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// The inbox's operations. Every write is durable when its future completes.
+pub trait Store: Send + Sync + 'static {
+    /// Stores `event` (received now) unless an event with its id exists, in which case the
+    /// duplicate is counted.
+    fn record(&self, event: Event) -> BoxFuture<'_, Result<Recorded, StoreError>>;
+
+    /// Stores a push that could not be processed.
+    fn quarantine(&self, push: QuarantinedPush) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Pending events due at `now` (unix ms), oldest arrival first.
+    fn due(&self, now: i64, limit: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
+
+    /// When the earliest pending event is due, if any.
+    fn next_due_at(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
+
+    /// Marks an attempt successful.
+    fn mark_delivered(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Marks an attempt failed: retried at `retry_at` (unix ms), or dead when `None`.
+    fn mark_failed(
+        &self,
+        id: String,
+        error: String,
+        retry_at: Option<i64>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// One event by id.
+    fn get(&self, id: String) -> BoxFuture<'_, Result<Option<Record>, StoreError>>;
+
+    /// Events matching `filter`, newest first.
+    fn list(&self, filter: ListFilter) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
+
+    /// Makes these events pending again, due now; returns how many exist.
+    fn replay(&self, ids: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>>;
+
+    /// Makes every dead event pending again; returns how many.
+    fn replay_dead(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
+
+    /// Quarantined pushes, oldest first.
+    fn quarantined(&self, limit: usize) -> BoxFuture<'_, Result<Vec<QuarantinedPush>, StoreError>>;
+
+    /// Replaces a quarantined push by the event it turned out to be, atomically.
+    fn release_quarantined(
+        &self,
+        quarantine_id: String,
+        event: Event,
+    ) -> BoxFuture<'_, Result<Recorded, StoreError>>;
+
+    /// Records a new reason for a push that still cannot be processed.
+    fn requarantine(
+        &self,
+        quarantine_id: String,
+        reason: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Counts.
+    fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>>;
+
+    /// Deletes delivered events delivered before `before` (unix ms); returns how many.
+    fn prune(&self, before: i64) -> BoxFuture<'_, Result<usize, StoreError>>;
+
+    /// Checks that the store can still write.
+    fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+}

@@ -1,0 +1,516 @@
+//! The embedded store: one SQLite file (`wxpush.db`) in the data dir, WAL mode,
+//! `synchronous = FULL` so a commit is on disk before it returns.
+//!
+//! Writes go through one writer thread that commits everything queued since its last
+//! commit in one transaction (group commit): under load, many pushes share one fsync. Each
+//! write runs in its own savepoint, so one failing write does not undo the others. Reads use
+//! a second connection; WAL lets them run beside the writer, and beside other processes
+//! (the events CLI) using the same file.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
+use tokio::sync::oneshot;
+
+use super::{ListFilter, QuarantinedPush, Record, Recorded, Stats, Status, Store, StoreError};
+use crate::clock;
+use crate::event::Event;
+use crate::handler::BoxFuture;
+use crate::push::PushQuery;
+
+/// The database file's name inside the data dir.
+pub const DB_FILE: &str = "wxpush.db";
+
+/// Most writes committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// What the writer thread reports back to one write after the batch's commit.
+type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+/// One write: runs inside the batch transaction; says whether it succeeded.
+type Job = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> (bool, Completion) + Send>;
+
+/// The SQLite inbox. Cheap to share behind an `Arc`.
+pub struct SqliteStore {
+    path: PathBuf,
+    jobs: mpsc::Sender<Job>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT NOT NULL UNIQUE,
+    received_at      INTEGER NOT NULL,
+    status           TEXT NOT NULL,
+    app              TEXT NOT NULL,
+    authorizer_appid TEXT,
+    event_name       TEXT NOT NULL,
+    message          TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    last_error       TEXT,
+    next_attempt_at  INTEGER,
+    delivered_at     INTEGER,
+    duplicates       INTEGER NOT NULL DEFAULT 0,
+    last_duplicate_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS events_delivered ON events(delivered_at) WHERE status = 'delivered';
+CREATE INDEX IF NOT EXISTS events_status ON events(status, seq);
+CREATE TABLE IF NOT EXISTS quarantine (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT NOT NULL UNIQUE,
+    received_at      INTEGER NOT NULL,
+    app              TEXT NOT NULL,
+    authorizer_appid TEXT,
+    query            TEXT NOT NULL,
+    body             BLOB NOT NULL,
+    reason           TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+const EVENT_COLUMNS: &str = "id, received_at, status, app, authorizer_appid, message, attempts, \
+                             last_error, next_attempt_at, delivered_at, duplicates";
+
+impl SqliteStore {
+    /// Opens (creating if needed) `data_dir/wxpush.db` and starts the writer thread.
+    ///
+    /// # Errors
+    /// [`StoreError::Open`] when the directory or database cannot be created or written.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        let open_err = |reason: String| StoreError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| open_err(format!("cannot create the data dir: {e}")))?;
+        let writer = connect(&path).map_err(|e| open_err(e.to_string()))?;
+        writer
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| open_err(e.to_string()))?;
+        // Creating the schema is also the check that the file is writable: SQLite silently
+        // opens an unwritable file read-only.
+        writer
+            .execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
+            .map_err(|e| open_err(e.to_string()))?;
+        let reader = connect(&path).map_err(|e| open_err(e.to_string()))?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("wxpush-store-writer".into())
+            .spawn(move || run_writer(writer, rx))
+            .map_err(|e| open_err(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
+            path,
+            jobs,
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues a write for the next group commit; resolves once it is durable.
+    fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Ok(conn) => f(conn),
+                Err(e) => Err(e.clone()),
+            };
+            let ok = result.is_ok();
+            let completion: Completion = Box::new(move |commit| {
+                let _ = tx.send(match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(e.clone()),
+                });
+            });
+            (ok, completion)
+        });
+        let sent = self.jobs.send(job);
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::Closed)?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    /// Runs a read on the reader connection, off the async threads.
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        let reader = Arc::clone(&self.reader);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let conn = reader
+                    .lock()
+                    .map_err(|_| StoreError::Database("reader lock poisoned".into()))?;
+                f(&conn)
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?
+        })
+    }
+}
+
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+/// The writer thread: batch everything queued, one transaction, one commit, reply to all.
+fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = classify(e);
+            tracing::error!(error = %err, "store: cannot start a transaction");
+            for job in batch {
+                let (_, completion) = job(Err(&err));
+                completion(Err(&err));
+            }
+            continue;
+        }
+        let mut completions = Vec::with_capacity(batch.len());
+        for job in batch {
+            let savepoint = conn.execute_batch("SAVEPOINT job");
+            let (ok, completion) = job(Ok(&conn));
+            if savepoint.is_ok() {
+                let end = if ok {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
+                let _ = conn.execute_batch(end);
+            }
+            completions.push(completion);
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(classify);
+        if let Err(err) = &commit {
+            tracing::error!(error = %err, "store: commit failed; nothing in this batch is acknowledged");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for completion in completions {
+            completion(commit.as_ref().map(|_| ()));
+        }
+    }
+}
+
+/// Maps SQLite errors to the kinds the service reacts to.
+fn classify(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
+        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(e.to_string()),
+        _ => StoreError::Database(e.to_string()),
+    }
+}
+
+fn db<T>(r: rusqlite::Result<T>) -> Result<T, StoreError> {
+    r.map_err(classify)
+}
+
+/// Inserts `event` unless its id exists; counts the duplicate otherwise.
+fn insert_event(conn: &Connection, event: &Event, now: i64) -> Result<Recorded, StoreError> {
+    let inserted = db(conn.execute(
+        "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at)
+         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?2)
+         ON CONFLICT(id) DO NOTHING",
+        params![event.id, now, event.app, event.authorizer_appid, event.name(), event.raw],
+    ))?;
+    if inserted == 1 {
+        return Ok(Recorded::New);
+    }
+    db(conn.execute(
+        "UPDATE events SET duplicates = duplicates + 1, last_duplicate_at = ?2 WHERE id = ?1",
+        params![event.id, now],
+    ))?;
+    Ok(Recorded::Duplicate)
+}
+
+fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
+    let id: String = row.get(0)?;
+    let received_at: i64 = row.get(1)?;
+    let status: String = row.get(2)?;
+    let app: String = row.get(3)?;
+    let authorizer: Option<String> = row.get(4)?;
+    let message: String = row.get(5)?;
+    let mut event = Event::parse(&message, &app, authorizer.as_deref());
+    event.id = id;
+    event.received_at = Some(received_at);
+    Ok(Record {
+        event,
+        status: Status::parse(&status).unwrap_or(Status::Pending),
+        attempts: row.get(6)?,
+        last_error: row.get(7)?,
+        next_attempt_at: row.get(8)?,
+        delivered_at: row.get(9)?,
+        duplicates: row.get(10)?,
+    })
+}
+
+fn row_to_quarantined(row: &Row<'_>) -> rusqlite::Result<QuarantinedPush> {
+    let query: String = row.get(4)?;
+    Ok(QuarantinedPush {
+        id: row.get(0)?,
+        received_at: row.get(1)?,
+        app: row.get(2)?,
+        authorizer_appid: row.get(3)?,
+        query: serde_json::from_str::<PushQuery>(&query).unwrap_or_default(),
+        body: row.get(5)?,
+        reason: row.get(6)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn record(&self, event: Event) -> BoxFuture<'_, Result<Recorded, StoreError>> {
+        self.write(move |conn| insert_event(conn, &event, clock::now_ms()))
+    }
+
+    fn quarantine(&self, push: QuarantinedPush) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn| {
+            let query = serde_json::to_string(&push.query)
+                .map_err(|e| StoreError::Database(e.to_string()))?;
+            db(conn.execute(
+                "INSERT INTO quarantine (id, received_at, app, authorizer_appid, query, body, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    push.id,
+                    push.received_at,
+                    push.app,
+                    push.authorizer_appid,
+                    query,
+                    push.body,
+                    push.reason
+                ],
+            ))?;
+            Ok(())
+        })
+    }
+
+    fn due(&self, now: i64, limit: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
+        self.read(move |conn| {
+            let mut stmt = db(conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY seq LIMIT ?2"
+            )))?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = db(stmt.query_map(params![now, limit], row_to_record))?;
+            db(rows.collect())
+        })
+    }
+
+    fn next_due_at(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        self.read(|conn| {
+            db(conn.query_row(
+                "SELECT min(next_attempt_at) FROM events WHERE status = 'pending'",
+                [],
+                |row| row.get(0),
+            ))
+        })
+    }
+
+    fn mark_delivered(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn| {
+            db(conn.execute(
+                "UPDATE events SET status = 'delivered', attempts = attempts + 1,
+                 delivered_at = ?2, next_attempt_at = NULL WHERE id = ?1",
+                params![id, clock::now_ms()],
+            ))?;
+            Ok(())
+        })
+    }
+
+    fn mark_failed(
+        &self,
+        id: String,
+        error: String,
+        retry_at: Option<i64>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn| {
+            let status = if retry_at.is_some() {
+                "pending"
+            } else {
+                "dead"
+            };
+            db(conn.execute(
+                "UPDATE events SET status = ?2, attempts = attempts + 1, last_error = ?3,
+                 next_attempt_at = ?4 WHERE id = ?1",
+                params![id, status, error, retry_at],
+            ))?;
+            Ok(())
+        })
+    }
+
+    fn get(&self, id: String) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+        self.read(move |conn| {
+            db(conn
+                .query_row(
+                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"),
+                    params![id],
+                    row_to_record,
+                )
+                .optional())
+        })
+    }
+
+    fn list(&self, filter: ListFilter) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
+        self.read(move |conn| {
+            let limit = i64::try_from(filter.limit.max(1)).unwrap_or(i64::MAX);
+            let mut stmt = db(conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR event_name = ?2)
+                 ORDER BY seq DESC LIMIT ?3"
+            )))?;
+            let status = filter.status.map(Status::as_str);
+            let rows = db(stmt.query_map(params![status, filter.event, limit], row_to_record))?;
+            db(rows.collect())
+        })
+    }
+
+    fn replay(&self, ids: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(move |conn| {
+            let now = clock::now_ms();
+            let mut count = 0;
+            for id in &ids {
+                count += db(conn.execute(
+                    "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = ?2,
+                     delivered_at = NULL WHERE id = ?1",
+                    params![id, now],
+                ))?;
+            }
+            Ok(count)
+        })
+    }
+
+    fn replay_dead(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(|conn| {
+            db(conn.execute(
+                "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = ?1
+                 WHERE status = 'dead'",
+                params![clock::now_ms()],
+            ))
+        })
+    }
+
+    fn quarantined(&self, limit: usize) -> BoxFuture<'_, Result<Vec<QuarantinedPush>, StoreError>> {
+        self.read(move |conn| {
+            let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+            let mut stmt = db(conn.prepare_cached(
+                "SELECT id, received_at, app, authorizer_appid, query, body, reason
+                 FROM quarantine ORDER BY seq LIMIT ?1",
+            ))?;
+            let rows = db(stmt.query_map(params![limit], row_to_quarantined))?;
+            db(rows.collect())
+        })
+    }
+
+    fn release_quarantined(
+        &self,
+        quarantine_id: String,
+        event: Event,
+    ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
+        self.write(move |conn| {
+            let recorded = insert_event(conn, &event, clock::now_ms())?;
+            db(conn.execute(
+                "DELETE FROM quarantine WHERE id = ?1",
+                params![quarantine_id],
+            ))?;
+            Ok(recorded)
+        })
+    }
+
+    fn requarantine(
+        &self,
+        quarantine_id: String,
+        reason: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn| {
+            db(conn.execute(
+                "UPDATE quarantine SET reason = ?2, attempts = attempts + 1 WHERE id = ?1",
+                params![quarantine_id, reason],
+            ))?;
+            Ok(())
+        })
+    }
+
+    fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>> {
+        self.read(|conn| {
+            let mut stats = Stats::default();
+            let mut stmt = db(conn.prepare_cached(
+                "SELECT status, count(*), coalesce(sum(duplicates), 0) FROM events GROUP BY status",
+            ))?;
+            let rows = db(stmt.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, u64>(1)?,
+                    row.get::<_, u64>(2)?,
+                ))
+            }))?;
+            for row in rows {
+                let (status, count, duplicates) = db(row)?;
+                stats.duplicates += duplicates;
+                match Status::parse(&status) {
+                    Some(Status::Pending) => stats.pending = count,
+                    Some(Status::Delivered) => stats.delivered = count,
+                    Some(Status::Dead) => stats.dead = count,
+                    _ => {}
+                }
+            }
+            stats.quarantined =
+                db(conn.query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0)))?;
+            stats.oldest_pending_at = db(conn.query_row(
+                "SELECT min(received_at) FROM events WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            ))?;
+            Ok(stats)
+        })
+    }
+
+    fn prune(&self, before: i64) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(move |conn| {
+            db(conn.execute(
+                "DELETE FROM events WHERE status = 'delivered' AND delivered_at < ?1",
+                params![before],
+            ))
+        })
+    }
+
+    fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(|conn| {
+            db(conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_write_check', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![clock::now_ms().to_string()],
+            ))?;
+            Ok(())
+        })
+    }
+}
