@@ -113,5 +113,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down: finishing in-flight requests and queued events");
+    tracing::info!("shutting down: finishing in-flight requests and the delivery in progress");
 }

@@ -8,6 +8,7 @@
 //! (the events CLI) using the same file.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -36,6 +37,16 @@ pub struct SqliteStore {
     path: PathBuf,
     jobs: mpsc::Sender<Job>,
     reader: Arc<Mutex<Connection>>,
+    counters: Arc<WriteCounters>,
+}
+
+/// What the writer thread has done, for group-commit checks and metrics.
+#[derive(Debug, Default)]
+struct WriteCounters {
+    /// Transactions committed (each one fsync).
+    commits: AtomicU64,
+    /// Writes those transactions carried.
+    writes: AtomicU64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -110,15 +121,27 @@ impl SqliteStore {
             .map_err(|e| open_err(e.to_string()))?;
         let reader = connect(&path).map_err(|e| open_err(e.to_string()))?;
         let (jobs, rx) = mpsc::channel::<Job>();
+        let counters = Arc::new(WriteCounters::default());
+        let writer_counters = Arc::clone(&counters);
         std::thread::Builder::new()
             .name("wxpush-store-writer".into())
-            .spawn(move || run_writer(writer, rx))
+            .spawn(move || run_writer(writer, rx, &writer_counters))
             .map_err(|e| open_err(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             path,
             jobs,
             reader: Arc::new(Mutex::new(reader)),
+            counters,
         })
+    }
+
+    /// `(transactions committed, writes they carried)` since the store was opened. Under
+    /// concurrent load the second grows faster than the first: that is group commit.
+    pub fn commit_counts(&self) -> (u64, u64) {
+        (
+            self.counters.commits.load(Ordering::Relaxed),
+            self.counters.writes.load(Ordering::Relaxed),
+        )
     }
 
     /// The database file's path.
@@ -180,7 +203,7 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// The writer thread: batch everything queued, one transaction, one commit, reply to all.
-fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>, counters: &WriteCounters) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -213,6 +236,12 @@ fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>) {
             completions.push(completion);
         }
         let commit = conn.execute_batch("COMMIT").map_err(classify);
+        if commit.is_ok() {
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            counters
+                .writes
+                .fetch_add(completions.len() as u64, Ordering::Relaxed);
+        }
         if let Err(err) = &commit {
             tracing::error!(error = %err, "store: commit failed; nothing in this batch is acknowledged");
             let _ = conn.execute_batch("ROLLBACK");
@@ -512,5 +541,75 @@ impl Store for SqliteStore {
             ))?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn audit(n: u32) -> Event {
+        Event::parse(
+            &format!("<xml><CreateTime>{n}</CreateTime><Event>wxa_category_audit</Event><ret>3</ret><first>1</first><second>{n}</second></xml>"),
+            "demo",
+            None,
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_commits() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+        let store = Arc::new(SqliteStore::open(dir.path())?);
+        let tasks: Vec<_> = (0..500)
+            .map(|n| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.record(audit(n)).await })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.map_err(|e| StoreError::Database(e.to_string()))??, Recorded::New);
+        }
+        let (commits, writes) = store.commit_counts();
+        assert_eq!(writes, 500);
+        assert!(commits < 500, "{commits} commits for 500 concurrent writes: no group commit");
+        assert_eq!(store.stats().await?.pending, 500);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_counted_not_stored_and_state_survives_reopening() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+        {
+            let store = SqliteStore::open(dir.path())?;
+            assert_eq!(store.record(audit(1)).await?, Recorded::New);
+            assert_eq!(store.record(audit(1)).await?, Recorded::Duplicate);
+            store.mark_failed(audit(1).id, "boom".into(), None).await?;
+        }
+        let store = SqliteStore::open(dir.path())?;
+        assert_eq!(store.record(audit(1)).await?, Recorded::Duplicate);
+        let record = store.get(audit(1).id).await?.ok_or(StoreError::Closed)?;
+        assert_eq!((record.status, record.attempts, record.duplicates), (Status::Dead, 1, 2));
+        assert_eq!(record.last_error.as_deref(), Some("boom"));
+        assert_eq!(store.replay_dead().await?, 1);
+        assert_eq!(store.due(clock::now_ms(), 10).await?.len(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn prune_removes_only_old_delivered_events() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+        let store = SqliteStore::open(dir.path())?;
+        for n in 1..=3 {
+            store.record(audit(n)).await?;
+        }
+        store.mark_delivered(audit(1).id).await?;
+        store.mark_failed(audit(2).id, "x".into(), None).await?;
+        assert_eq!(store.prune(clock::now_ms() - 60_000).await?, 0);
+        assert_eq!(store.prune(clock::now_ms() + 1).await?, 1);
+        let stats = store.stats().await?;
+        assert_eq!((stats.delivered, stats.dead, stats.pending), (0, 1, 1));
+        Ok(())
     }
 }
