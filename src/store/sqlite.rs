@@ -552,7 +552,9 @@ mod tests {
 
     fn audit(n: u32) -> Event {
         Event::parse(
-            &format!("<xml><CreateTime>{n}</CreateTime><Event>wxa_category_audit</Event><ret>3</ret><first>1</first><second>{n}</second></xml>"),
+            &format!(
+                "<xml><CreateTime>{n}</CreateTime><Event>wxa_category_audit</Event><ret>3</ret><first>1</first><second>{n}</second></xml>"
+            ),
             "demo",
             None,
         )
@@ -569,17 +571,25 @@ mod tests {
             })
             .collect();
         for task in tasks {
-            assert_eq!(task.await.map_err(|e| StoreError::Database(e.to_string()))??, Recorded::New);
+            assert_eq!(
+                task.await
+                    .map_err(|e| StoreError::Database(e.to_string()))??,
+                Recorded::New
+            );
         }
         let (commits, writes) = store.commit_counts();
         assert_eq!(writes, 500);
-        assert!(commits < 500, "{commits} commits for 500 concurrent writes: no group commit");
+        assert!(
+            commits < 500,
+            "{commits} commits for 500 concurrent writes: no group commit"
+        );
         assert_eq!(store.stats().await?.pending, 500);
         Ok(())
     }
 
     #[tokio::test]
-    async fn duplicates_are_counted_not_stored_and_state_survives_reopening() -> Result<(), StoreError> {
+    async fn duplicates_are_counted_not_stored_and_state_survives_reopening()
+    -> Result<(), StoreError> {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
         {
             let store = SqliteStore::open(dir.path())?;
@@ -590,7 +600,10 @@ mod tests {
         let store = SqliteStore::open(dir.path())?;
         assert_eq!(store.record(audit(1)).await?, Recorded::Duplicate);
         let record = store.get(audit(1).id).await?.ok_or(StoreError::Closed)?;
-        assert_eq!((record.status, record.attempts, record.duplicates), (Status::Dead, 1, 2));
+        assert_eq!(
+            (record.status, record.attempts, record.duplicates),
+            (Status::Dead, 1, 2)
+        );
         assert_eq!(record.last_error.as_deref(), Some("boom"));
         assert_eq!(store.replay_dead().await?, 1);
         assert_eq!(store.due(clock::now_ms(), 10).await?.len(), 1);
