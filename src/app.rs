@@ -18,4 +18,26 @@ pub struct App {
     pub aes_key: Secret<AesKey>,
     /// The app id the encrypted messages must carry.
     pub appid: String,
+    /// The token before the last change in the console, still accepted while pushes signed
+    /// with it may arrive.
+    pub previous_token: Option<Secret<String>>,
+    /// The EncodingAESKey before the last change, tried after the current one.
+    pub previous_aes_key: Option<Secret<AesKey>>,
+}
+
+impl App {
+    /// The tokens to try, current first, with whether each is the previous one.
+    pub fn tokens(&self) -> impl Iterator<Item = (&str, bool)> {
+        std::iter::once((self.token.expose().as_str(), false)).chain(
+            self.previous_token
+                .iter()
+                .map(|t| (t.expose().as_str(), true)),
+        )
+    }
+
+    /// The keys to try, current first, with whether each is the previous one.
+    pub fn aes_keys(&self) -> impl Iterator<Item = (&AesKey, bool)> {
+        std::iter::once((self.aes_key.expose(), false))
+            .chain(self.previous_aes_key.iter().map(|k| (k.expose(), true)))
+    }
 }

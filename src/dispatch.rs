@@ -15,6 +15,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::clock;
 use crate::handler::BoxHandler;
+use crate::observe;
 use crate::store::{Record, Store};
 
 /// How often the dispatcher looks at the store when nothing wakes it.
@@ -134,7 +135,12 @@ impl Dispatcher {
     }
 
     async fn attempt(&self, record: Record, shutdown: &mut watch::Receiver<bool>) {
-        let event = &record.event;
+        let mut event = record.event;
+        event.attempts = record.attempts;
+        event.last_error = record.last_error;
+        let event = &event;
+        metrics::counter!(observe::DELIVERY_ATTEMPTS).increment(1);
+        let started = std::time::Instant::now();
         let call = tokio::time::timeout(self.policy.attempt_timeout, self.handler.handle(event));
         tokio::pin!(call);
         let outcome = tokio::select! {
@@ -147,6 +153,7 @@ impl Dispatcher {
                 }
             },
         };
+        metrics::histogram!(observe::DELIVERY_DURATION).record(started.elapsed().as_secs_f64());
         let error = match outcome {
             Ok(Ok(())) => {
                 if let Err(error) = self.store.mark_delivered(event.id.clone()).await {
@@ -161,6 +168,12 @@ impl Dispatcher {
             ),
         };
         let failures = record.attempts.saturating_add(1);
+        let outcome = if failures < self.policy.max_attempts {
+            "retry"
+        } else {
+            "dead"
+        };
+        metrics::counter!(observe::DELIVERY_FAILURES, "outcome" => outcome).increment(1);
         let retry_at = (failures < self.policy.max_attempts).then(|| {
             let delay = self.policy.backoff(failures);
             clock::now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2)

@@ -24,6 +24,10 @@ pub struct Event {
     pub id: String,
     /// When wxpush first stored it (unix milliseconds); `None` before it is stored.
     pub received_at: Option<i64>,
+    /// Delivery attempts made before the current one (0 on the first).
+    pub attempts: u32,
+    /// The previous attempt's error, when there was one.
+    pub last_error: Option<String>,
     /// Name of the configured app that received it.
     pub app: String,
     /// The authorizer's (Mini Program's) app id from the `/wechat/{authorizer_appid}/callback`
@@ -169,6 +173,8 @@ impl Event {
         Self {
             id,
             received_at: None,
+            attempts: 0,
+            last_error: None,
             app: app.to_owned(),
             authorizer_appid: authorizer_appid.map(str::to_owned),
             to_user_name: text("ToUserName"),
@@ -347,6 +353,32 @@ impl Event {
             fields: &self.fields,
             tail,
         }
+    }
+}
+
+#[derive(Serialize)]
+struct PendingJson {
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct AttemptsJson<'a> {
+    attempts: u32,
+    last_error: Option<&'a str>,
+}
+
+impl Event {
+    /// The event as the JSON ready handlers send: the shape `wxpush events list --json`
+    /// prints, with `status` `pending` (it is being delivered).
+    pub fn delivery_json(&self) -> String {
+        serde_json::to_string(&self.json_with(
+            PendingJson { status: "pending" },
+            AttemptsJson {
+                attempts: self.attempts,
+                last_error: self.last_error.as_deref(),
+            },
+        ))
+        .unwrap_or_default()
     }
 }
 

@@ -63,6 +63,7 @@ pub mod dispatch;
 pub mod event;
 pub mod fields;
 pub mod handler;
+pub mod observe;
 pub mod push;
 pub mod quarantine;
 pub mod secret;

@@ -2,6 +2,7 @@
 
 mod cli {
     pub(crate) mod events;
+    pub(crate) mod healthcheck;
 }
 
 use std::path::PathBuf;
@@ -9,8 +10,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use wxpush::config::{self, HandlerKind};
-use wxpush::{BoxHandler, Config, LogHandler};
+use wxpush::Config;
+use wxpush::config;
 
 /// Receives WeChat Mini Program / Open Platform message pushes.
 #[derive(Debug, Parser)]
@@ -29,6 +30,12 @@ enum Command {
     Serve,
     /// Validate the configuration and print it with secrets masked.
     CheckConfig,
+    /// Exit 0 when the local server answers /healthz (for container health checks).
+    Healthcheck {
+        /// The URL to check; default: /healthz on the configured listen port.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Inspect and repair the inbox (works while the server runs).
     #[command(subcommand)]
     Events(cli::events::EventsCommand),
@@ -53,6 +60,7 @@ fn main() -> ExitCode {
         }
         Command::Serve => serve(&config),
         Command::Events(command) => cli::events::run(&config, command),
+        Command::Healthcheck { url } => cli::healthcheck::run(&config, url.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -79,10 +87,10 @@ fn serve(config: &Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        let handler = match config.handler {
-            HandlerKind::Log => BoxHandler::new(LogHandler),
-        };
-        tracing::info!(app = %config.app.name, appid = %config.app.appid, data_dir = %config.data_dir.display(), "listening on {addr}");
+        let handler = wxpush::handler::from_config(&config.handler)
+            .map_err(|e| anyhow::anyhow!("setting up the {} handler: {e}", config.handler.name()))?;
+        let apps: Vec<&str> = config.apps().map(|a| a.name.as_str()).collect();
+        tracing::info!(apps = ?apps, handler = config.handler.name(), data_dir = %config.data_dir.display(), "listening on {addr}");
         wxpush::server::run(config, store, handler, listener, shutdown_signal())
             .await
             .context("serving")?;

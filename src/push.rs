@@ -73,6 +73,10 @@ pub struct Message {
     pub format: Format,
     /// The `timestamp` it was signed with.
     pub timestamp: String,
+    /// It was signed with the app's previous token.
+    pub previous_token: bool,
+    /// It was encrypted with the app's previous EncodingAESKey.
+    pub previous_key: bool,
 }
 
 /// Why a push was refused. The first three are the sender's fault; [`PushError::Undecryptable`]
@@ -108,9 +112,40 @@ pub fn url_check<'q>(app: &App, query: &'q PushQuery) -> Result<&'q str, PushErr
     let timestamp = PushQuery::require(&query.timestamp, "timestamp")?;
     let nonce = PushQuery::require(&query.nonce, "nonce")?;
     let echostr = PushQuery::require(&query.echostr, "echostr")?;
-    signature::verify(signature, &[app.token.expose(), timestamp, nonce])
-        .map_err(|_| PushError::BadSignature { which: "signature" })?;
+    verify_with_tokens(app, signature, &[timestamp, nonce], "signature")?;
     Ok(echostr)
+}
+
+/// Tries the current token, then the previous one; says whether the previous one matched.
+fn verify_with_tokens(
+    app: &App,
+    given: &str,
+    parts: &[&str],
+    which: &'static str,
+) -> Result<bool, PushError> {
+    for (token, previous) in app.tokens() {
+        let mut all = Vec::with_capacity(parts.len() + 1);
+        all.push(token);
+        all.extend_from_slice(parts);
+        if signature::verify(given, &all).is_ok() {
+            return Ok(previous);
+        }
+    }
+    Err(PushError::BadSignature { which })
+}
+
+/// Tries the current key, then the previous one. On failure, reports the current key's error.
+fn decrypt_with_keys(app: &App, encrypt: &str) -> Result<(Vec<u8>, bool), CipherError> {
+    let mut first_error = None;
+    for (key, previous) in app.aes_keys() {
+        match cipher::decrypt(key, encrypt, &app.appid) {
+            Ok(plain) => return Ok((plain, previous)),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or(CipherError::Base64))
 }
 
 /// Checks a signed push's `timestamp` against the clock (`now_secs`, unix seconds).
@@ -169,27 +204,27 @@ pub fn receive(app: &App, query: &PushQuery, body: &[u8]) -> Result<Message, Pus
     let encrypted = aes_requested || (query.msg_signature.is_some() && encrypt.is_some());
     if !encrypted {
         let signature = PushQuery::require(&query.signature, "signature")?;
-        signature::verify(signature, &[app.token.expose(), timestamp, nonce])
-            .map_err(|_| PushError::BadSignature { which: "signature" })?;
+        let previous_token = verify_with_tokens(app, signature, &[timestamp, nonce], "signature")?;
         return Ok(Message {
             text: body.into_owned(),
             mode: Mode::Plain,
             format,
             timestamp: timestamp.to_owned(),
+            previous_token,
+            previous_key: false,
         });
     }
 
     let msg_signature = PushQuery::require(&query.msg_signature, "msg_signature")?;
     let encrypt = encrypt.ok_or(PushError::NoEncrypt)?;
-    signature::verify(
+    let previous_token = verify_with_tokens(
+        app,
         msg_signature,
-        &[app.token.expose(), timestamp, nonce, encrypt],
-    )
-    .map_err(|_| PushError::BadSignature {
-        which: "msg_signature",
-    })?;
-    let plain = cipher::decrypt(app.aes_key.expose(), encrypt, &app.appid)
-        .map_err(PushError::Undecryptable)?;
+        &[timestamp, nonce, encrypt],
+        "msg_signature",
+    )?;
+    let (plain, previous_key) =
+        decrypt_with_keys(app, encrypt).map_err(PushError::Undecryptable)?;
     let is_envelope_field = |name: &str| {
         ["ToUserName", "Encrypt", "AppId"]
             .iter()
@@ -205,6 +240,8 @@ pub fn receive(app: &App, query: &PushQuery, body: &[u8]) -> Result<Message, Pus
         mode,
         format,
         timestamp: timestamp.to_owned(),
+        previous_token,
+        previous_key,
     })
 }
 
@@ -236,6 +273,8 @@ mod tests {
                         token: Secret::new(a["token"].as_str()?.to_owned()),
                         aes_key: Secret::new(key),
                         appid: a["appid"].as_str()?.to_owned(),
+                        previous_token: None,
+                        previous_aes_key: None,
                     },
                 ))
             })

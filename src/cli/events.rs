@@ -241,7 +241,8 @@ async fn stats(store: &dyn Store, json: bool) -> anyhow::Result<()> {
 }
 
 async fn retry_quarantined(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
-    let report = wxpush::quarantine::retry_all(store, std::slice::from_ref(&config.app)).await?;
+    let report =
+        wxpush::quarantine::retry_all(store, &config.apps().cloned().collect::<Vec<_>>()).await?;
     println!(
         "{} released as new events, {} were duplicates, {} still failing",
         report.released,

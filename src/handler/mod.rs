@@ -1,11 +1,21 @@
 //! The handler: what integrators implement to receive events, its type-erased form, and the
-//! built-in `log` handler.
+//! ready handlers the binary can run without Rust code: [`LogHandler`], [`WebhookHandler`]
+//! (POST as JSON) and [`CommandHandler`] (run a program).
+
+mod command;
+mod log;
+pub mod webhook;
+
+pub use command::CommandHandler;
+pub use log::LogHandler;
+pub use webhook::WebhookHandler;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::event::{Event, EventKind};
+use crate::config::HandlerKind;
+use crate::event::Event;
 
 /// The error a handler returns: anything, so handler code can use `?` freely.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -30,7 +40,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// }
 /// ```
 pub trait Handler: Send + Sync + 'static {
-    /// Handles one event. `Err` reports a failure; it is logged with the event.
+    /// Handles one event. `Ok` marks it delivered; `Err` (or running past the attempt
+    /// timeout) schedules a retry. The same event can arrive again (after a crash, or a
+    /// replay): use `event.id` as an idempotency key.
     fn handle(&self, event: &Event) -> impl Future<Output = Result<(), BoxError>> + Send;
 }
 
@@ -70,39 +82,14 @@ impl std::fmt::Debug for BoxHandler {
     }
 }
 
-/// Logs one `info` line per event with its key fields; never fails.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LogHandler;
-
-impl Handler for LogHandler {
-    async fn handle(&self, event: &Event) -> Result<(), BoxError> {
-        match &event.kind {
-            EventKind::CategoryAudit(audit) => tracing::info!(
-                app = %event.app,
-                authorizer_appid = event.authorizer_appid.as_deref().unwrap_or("-"),
-                to_user_name = event.to_user_name.as_deref().unwrap_or("-"),
-                create_time = event.create_time.unwrap_or_default(),
-                first = %audit.first.as_ref().map(ToString::to_string).unwrap_or_default(),
-                second = %audit.second.as_ref().map(ToString::to_string).unwrap_or_default(),
-                result = audit.result.as_str(),
-                reason = %audit.reason,
-                "category audit"
-            ),
-            EventKind::ComponentVerifyTicket { .. } => tracing::info!(
-                app = %event.app,
-                create_time = event.create_time.unwrap_or_default(),
-                "component verify ticket received"
-            ),
-            EventKind::Other => tracing::info!(
-                app = %event.app,
-                authorizer_appid = event.authorizer_appid.as_deref().unwrap_or("-"),
-                to_user_name = event.to_user_name.as_deref().unwrap_or("-"),
-                create_time = event.create_time.unwrap_or_default(),
-                event = event.name(),
-                fields = event.fields.len(),
-                "event"
-            ),
-        }
-        Ok(())
-    }
+/// Builds the built-in handler the configuration names.
+///
+/// # Errors
+/// When the webhook's HTTP client cannot be built.
+pub fn from_config(kind: &HandlerKind) -> Result<BoxHandler, BoxError> {
+    Ok(match kind {
+        HandlerKind::Log => BoxHandler::new(LogHandler),
+        HandlerKind::Webhook(config) => BoxHandler::new(WebhookHandler::new(config)?),
+        HandlerKind::Command(config) => BoxHandler::new(CommandHandler::new(config)),
+    })
 }

@@ -10,13 +10,19 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod layers;
+
+#[cfg(test)]
+use layers::{ENV_OVERRIDES, ValueKind};
+use layers::{apply_env, merge, parse_toml};
+
 use crate::app::App;
 use crate::cipher::AesKey;
 use crate::dispatch::DeliveryPolicy;
 use crate::secret::Secret;
 
 /// The embedded `config/default.toml`.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// The demo token shipped in the defaults; a server using it warns loudly.
 pub const DEMO_TOKEN: &str = "wxpushDemoToken";
@@ -40,15 +46,54 @@ pub struct Config {
     pub delivery: DeliveryPolicy,
     /// Log output format.
     pub log_format: LogFormat,
-    /// The app whose pushes are received.
+    /// The default app: `/wechat` and `/wechat/{authorizer_appid}/callback`.
     pub app: App,
+    /// Further apps, each at `/wechat/{name}` and `/wechat/{name}/{authorizer_appid}/callback`.
+    pub extra_apps: Vec<App>,
 }
 
 /// The built-in handlers the binary can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandlerKind {
     /// One log line per event.
     Log,
+    /// POST each event as JSON to a URL.
+    Webhook(WebhookConfig),
+    /// Run a program per event, the event JSON on its stdin.
+    Command(CommandConfig),
+}
+
+impl HandlerKind {
+    /// The name used in configuration.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Log => "log",
+            Self::Webhook(_) => "webhook",
+            Self::Command(_) => "command",
+        }
+    }
+}
+
+/// Settings of the `webhook` handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// Where events are POSTed (`http://` or `https://`).
+    pub url: String,
+    /// Key of the `Wxpush-Signature` HMAC; no signature header without it.
+    pub secret: Option<Secret<String>>,
+    /// Longest a request may take.
+    pub timeout: Duration,
+}
+
+/// Settings of the `command` handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandConfig {
+    /// The program and its arguments (with `shell`, one shell command line).
+    pub program: Vec<String>,
+    /// Run through `sh -c`.
+    pub shell: bool,
+    /// Longest a run may take; the process is killed after it.
+    pub timeout: Duration,
 }
 
 /// Log output format.
@@ -71,69 +116,12 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             key: key.into(),
             problem: problem.into(),
         }
     }
-}
-
-/// Environment variables and the keys they override, with the kind of value they hold.
-const ENV_OVERRIDES: &[(&str, &[&str], ValueKind)] = &[
-    ("WXPUSH_LISTEN", &["listen"], ValueKind::Text),
-    (
-        "WXPUSH_BODY_LIMIT_BYTES",
-        &["body_limit_bytes"],
-        ValueKind::Integer,
-    ),
-    ("WXPUSH_HANDLER", &["handler"], ValueKind::Text),
-    ("WXPUSH_DATA_DIR", &["data_dir"], ValueKind::Text),
-    (
-        "WXPUSH_MAX_CLOCK_SKEW_SECS",
-        &["max_clock_skew_secs"],
-        ValueKind::Integer,
-    ),
-    (
-        "WXPUSH_RETENTION_DAYS",
-        &["retention_days"],
-        ValueKind::Integer,
-    ),
-    (
-        "WXPUSH_DELIVERY_ATTEMPT_TIMEOUT_SECS",
-        &["delivery", "attempt_timeout_secs"],
-        ValueKind::Integer,
-    ),
-    (
-        "WXPUSH_DELIVERY_MAX_ATTEMPTS",
-        &["delivery", "max_attempts"],
-        ValueKind::Integer,
-    ),
-    (
-        "WXPUSH_DELIVERY_BACKOFF_INITIAL_MS",
-        &["delivery", "backoff_initial_ms"],
-        ValueKind::Integer,
-    ),
-    (
-        "WXPUSH_DELIVERY_BACKOFF_MAX_SECS",
-        &["delivery", "backoff_max_secs"],
-        ValueKind::Integer,
-    ),
-    ("WXPUSH_LOG_FORMAT", &["log", "format"], ValueKind::Text),
-    ("WXPUSH_APP_NAME", &["app", "name"], ValueKind::Text),
-    ("WXPUSH_TOKEN", &["app", "token"], ValueKind::Text),
-    (
-        "WXPUSH_ENCODING_AES_KEY",
-        &["app", "encoding_aes_key"],
-        ValueKind::Text,
-    ),
-    ("WXPUSH_APPID", &["app", "appid"], ValueKind::Text),
-];
-
-#[derive(Clone, Copy)]
-enum ValueKind {
-    Text,
-    Integer,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,7 +135,35 @@ struct RawConfig {
     retention_days: i64,
     delivery: RawDelivery,
     log: RawLog,
+    webhook: RawWebhook,
+    command: RawCommand,
     app: RawApp,
+    #[serde(default)]
+    apps: Vec<RawApp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    secret: String,
+    timeout_secs: i64,
+}
+
+impl std::fmt::Debug for RawWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawWebhook")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommand {
+    program: Vec<String>,
+    shell: bool,
+    timeout_secs: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +188,10 @@ struct RawApp {
     token: String,
     encoding_aes_key: String,
     appid: String,
+    #[serde(default)]
+    previous_token: String,
+    #[serde(default)]
+    previous_encoding_aes_key: String,
 }
 
 impl std::fmt::Debug for RawApp {
@@ -279,10 +299,12 @@ impl Config {
         };
         let handler = match raw.handler.trim() {
             "log" => HandlerKind::Log,
+            "webhook" => HandlerKind::Webhook(validate_webhook(raw.webhook)?),
+            "command" => HandlerKind::Command(validate_command(raw.command)?),
             other => {
                 return Err(ConfigError::new(
                     "handler",
-                    format!("expected one of: log; got '{other}'"),
+                    format!("expected one of: log, webhook, command; got '{other}'"),
                 ));
             }
         };
@@ -296,7 +318,24 @@ impl Config {
                 ));
             }
         };
-        let app = validate_app(raw.app)?;
+        let app = validate_app(raw.app, "app")?;
+        let mut extra_apps = Vec::with_capacity(raw.apps.len());
+        for (i, raw_app) in raw.apps.into_iter().enumerate() {
+            let key = format!("apps[{i}]");
+            let extra = validate_app(raw_app, &key)?;
+            let taken =
+                extra.name == app.name || extra_apps.iter().any(|a: &App| a.name == extra.name);
+            if taken || extra.name == "callback" {
+                return Err(ConfigError::new(
+                    format!("{key}.name"),
+                    format!(
+                        "'{}' is already used (names must be unique and not 'callback')",
+                        extra.name
+                    ),
+                ));
+            }
+            extra_apps.push(extra);
+        }
         Ok(Self {
             listen,
             body_limit_bytes,
@@ -307,6 +346,7 @@ impl Config {
             delivery,
             log_format,
             app,
+            extra_apps,
         })
     }
 
@@ -315,19 +355,23 @@ impl Config {
         self.app.token.expose() == DEMO_TOKEN
     }
 
-    /// The effective configuration as TOML, with the token and key masked.
+    /// Every app: the default one first.
+    pub fn apps(&self) -> impl Iterator<Item = &App> {
+        std::iter::once(&self.app).chain(&self.extra_apps)
+    }
+
+    /// The effective configuration as TOML, with tokens, keys and the webhook secret masked.
     pub fn to_masked_toml(&self) -> String {
-        let handler = match self.handler {
-            HandlerKind::Log => "log",
-        };
+        use std::fmt::Write as _;
         let format = match self.log_format {
             LogFormat::Text => "text",
             LogFormat::Json => "json",
         };
-        format!(
-            "listen = \"{}\"\nbody_limit_bytes = {}\nhandler = \"{handler}\"\ndata_dir = \"{}\"\nmax_clock_skew_secs = {}\nretention_days = {}\n\n[delivery]\nattempt_timeout_secs = {}\nmax_attempts = {}\nbackoff_initial_ms = {}\nbackoff_max_secs = {}\n\n[log]\nformat = \"{format}\"\n\n[app]\nname = \"{}\"\ntoken = \"{}\"\nencoding_aes_key = \"{}\"\nappid = \"{}\"\n",
+        let mut out = format!(
+            "listen = \"{}\"\nbody_limit_bytes = {}\nhandler = \"{}\"\ndata_dir = \"{}\"\nmax_clock_skew_secs = {}\nretention_days = {}\n\n[delivery]\nattempt_timeout_secs = {}\nmax_attempts = {}\nbackoff_initial_ms = {}\nbackoff_max_secs = {}\n\n[log]\nformat = \"{format}\"\n",
             self.listen,
             self.body_limit_bytes,
+            self.handler.name(),
             self.data_dir.display(),
             self.max_clock_skew.map_or(0, |d| d.as_secs()),
             self.retention.as_secs() / 86_400,
@@ -335,11 +379,48 @@ impl Config {
             self.delivery.max_attempts,
             self.delivery.backoff_initial.as_millis(),
             self.delivery.backoff_max.as_secs(),
-            self.app.name,
-            mask(self.app.token.expose().len()),
-            mask(43),
-            self.app.appid,
-        )
+        );
+        match &self.handler {
+            HandlerKind::Log => {}
+            HandlerKind::Webhook(w) => {
+                let _ = write!(
+                    out,
+                    "\n[webhook]\nurl = \"{}\"\nsecret = \"{}\"\ntimeout_secs = {}\n",
+                    w.url,
+                    w.secret
+                        .as_ref()
+                        .map_or_else(|| "(none)".to_owned(), |s| mask(s.expose().len())),
+                    w.timeout.as_secs()
+                );
+            }
+            HandlerKind::Command(c) => {
+                let _ = write!(
+                    out,
+                    "\n[command]\nprogram = {:?}\nshell = {}\ntimeout_secs = {}\n",
+                    c.program,
+                    c.shell,
+                    c.timeout.as_secs()
+                );
+            }
+        }
+        for (i, app) in self.apps().enumerate() {
+            let header = if i == 0 { "[app]" } else { "[[apps]]" };
+            let _ = write!(
+                out,
+                "\n{header}\nname = \"{}\"\ntoken = \"{}\"\nencoding_aes_key = \"{}\"\nappid = \"{}\"\n",
+                app.name,
+                mask(app.token.expose().len()),
+                mask(43),
+                app.appid,
+            );
+            if let Some(t) = &app.previous_token {
+                let _ = writeln!(out, "previous_token = \"{}\"", mask(t.expose().len()));
+            }
+            if app.previous_aes_key.is_some() {
+                let _ = writeln!(out, "previous_encoding_aes_key = \"{}\"", mask(43));
+            }
+        }
+        out
     }
 }
 
@@ -358,26 +439,16 @@ fn positive(value: i64, key: &str, min: i64) -> Result<usize, ConfigError> {
         .map_err(|_| ConfigError::new(key, format!("{value} is too large for this machine")))
 }
 
-fn validate_app(raw: RawApp) -> Result<App, ConfigError> {
-    let name = raw.name.trim().to_owned();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(ConfigError::new(
-            "app.name",
-            format!("expected letters, digits, '-' or '_', got '{}'", raw.name),
-        ));
-    }
-    let token = raw.token.trim();
+fn validate_token(token: &str, key: &str) -> Result<Secret<String>, ConfigError> {
+    let token = token.trim();
     let token_len = token.chars().count();
-    if !(3..=32).contains(&token_len) || !token.chars().all(|c| c.is_ascii_alphanumeric()) {
+    let alnum = token.chars().all(|c| c.is_ascii_alphanumeric());
+    if !(3..=32).contains(&token_len) || !alnum {
         return Err(ConfigError::new(
-            "app.token",
+            key,
             format!(
                 "expected 3 to 32 letters or digits (as entered in the platform's console), got {token_len} characters{}",
-                if token.chars().all(|c| c.is_ascii_alphanumeric()) {
+                if alnum {
                     ""
                 } else {
                     " including other characters"
@@ -385,80 +456,91 @@ fn validate_app(raw: RawApp) -> Result<App, ConfigError> {
             ),
         ));
     }
+    Ok(Secret::new(token.to_owned()))
+}
+
+fn validate_app(raw: RawApp, key: &str) -> Result<App, ConfigError> {
+    let name = raw.name.trim().to_owned();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ConfigError::new(
+            format!("{key}.name"),
+            format!("expected letters, digits, '-' or '_', got '{}'", raw.name),
+        ));
+    }
+    let token = validate_token(&raw.token, &format!("{key}.token"))?;
     let aes_key = AesKey::parse(&raw.encoding_aes_key)
-        .map_err(|e| ConfigError::new("app.encoding_aes_key", e.to_string()))?;
+        .map_err(|e| ConfigError::new(format!("{key}.encoding_aes_key"), e.to_string()))?;
     let appid = raw.appid.trim().to_owned();
     if appid.is_empty() || appid.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ConfigError::new(
-            "app.appid",
+            format!("{key}.appid"),
             "expected the app id from the platform's console (like wx1234567890abcdef), got an empty or blank value",
         ));
     }
+    let previous_token = if raw.previous_token.trim().is_empty() {
+        None
+    } else {
+        Some(validate_token(
+            &raw.previous_token,
+            &format!("{key}.previous_token"),
+        )?)
+    };
+    let previous_aes_key = if raw.previous_encoding_aes_key.trim().is_empty() {
+        None
+    } else {
+        Some(Secret::new(
+            AesKey::parse(&raw.previous_encoding_aes_key).map_err(|e| {
+                ConfigError::new(format!("{key}.previous_encoding_aes_key"), e.to_string())
+            })?,
+        ))
+    };
     Ok(App {
         name,
-        token: Secret::new(token.to_owned()),
+        token,
         aes_key: Secret::new(aes_key),
         appid,
+        previous_token,
+        previous_aes_key,
     })
 }
 
-/// Parses TOML, reporting only the message and line: the offending line may hold a secret.
-fn parse_toml(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
-    text.parse::<toml::Table>().map_err(|e| {
-        let line = e
-            .span()
-            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
-        let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
-        ConfigError::new(origin, format!("not valid TOML{at}: {}", e.message()))
+fn validate_webhook(raw: RawWebhook) -> Result<WebhookConfig, ConfigError> {
+    let url = raw.url.trim().to_owned();
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+        return Err(ConfigError::new(
+            "webhook.url",
+            "expected an http:// or https:// URL (env WXPUSH_WEBHOOK_URL) for handler = \"webhook\"",
+        ));
+    }
+    let secret = (!raw.secret.is_empty()).then(|| Secret::new(raw.secret));
+    let timeout =
+        Duration::from_secs(positive(raw.timeout_secs, "webhook.timeout_secs", 1)? as u64);
+    Ok(WebhookConfig {
+        url,
+        secret,
+        timeout,
     })
 }
 
-/// Deep-merges `overlay` into `base`: tables merge, other values replace.
-fn merge(base: &mut toml::Table, overlay: toml::Table) {
-    for (key, value) in overlay {
-        match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            (_, value) => {
-                base.insert(key, value);
-            }
-        }
+fn validate_command(raw: RawCommand) -> Result<CommandConfig, ConfigError> {
+    let program: Vec<String> = raw.program.into_iter().filter(|w| !w.is_empty()).collect();
+    if program.is_empty() {
+        return Err(ConfigError::new(
+            "command.program",
+            "expected a program and its arguments, e.g. [\"/usr/local/bin/on-event\", \"--verbose\"] (env WXPUSH_COMMAND) for handler = \"command\"",
+        ));
     }
-}
-
-fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
-    for (var, path, kind) in ENV_OVERRIDES {
-        let Some(text) = env.get(*var) else { continue };
-        let value = match kind {
-            ValueKind::Text => toml::Value::String(text.clone()),
-            ValueKind::Integer => text
-                .trim()
-                .parse::<i64>()
-                .map(toml::Value::Integer)
-                .map_err(|_| {
-                    ConfigError::new(*var, format!("expected an integer, got '{text}'"))
-                })?,
-        };
-        match path {
-            [key] => {
-                table.insert((*key).to_owned(), value);
-            }
-            [section, key] => {
-                let entry = table
-                    .entry((*section).to_owned())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                if let toml::Value::Table(t) = entry {
-                    t.insert((*key).to_owned(), value);
-                } else {
-                    return Err(ConfigError::new(
-                        *section,
-                        format!("expected a table to hold {key} (set by {var})"),
-                    ));
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    let timeout =
+        Duration::from_secs(positive(raw.timeout_secs, "command.timeout_secs", 1)? as u64);
+    Ok(CommandConfig {
+        program,
+        shell: raw.shell,
+        timeout,
+    })
 }
 
 /// Where a `--config` file argument came from, for messages.
@@ -497,7 +579,12 @@ mod tests {
                     (&"WXPUSH_ENCODING_AES_KEY", _) => {
                         "FqRfJtSZ1eTemafkXIDruAmV0cJPssQEyOyi7ODadSB"
                     }
+                    (&"WXPUSH_PREVIOUS_ENCODING_AES_KEY", _) => {
+                        "Uw5ivvPr4xBUYFrca8hu62mO8LtaK66OKHIvIVOaPHJ"
+                    }
                     (_, ValueKind::Integer) => "4096",
+                    (_, ValueKind::Words) => "/bin/true --flag",
+                    (_, ValueKind::Bool) => "true",
                     (_, ValueKind::Text) => "abc123",
                 };
                 (*var, value)

@@ -1,0 +1,179 @@
+//! Layering: the embedded defaults, a file, and `WXPUSH_*` environment variables, merged as
+//! TOML tables before validation.
+
+use std::collections::BTreeMap;
+
+use super::ConfigError;
+
+/// Environment variables and the keys they override, with the kind of value they hold.
+pub(super) const ENV_OVERRIDES: &[(&str, &[&str], ValueKind)] = &[
+    ("WXPUSH_LISTEN", &["listen"], ValueKind::Text),
+    (
+        "WXPUSH_BODY_LIMIT_BYTES",
+        &["body_limit_bytes"],
+        ValueKind::Integer,
+    ),
+    ("WXPUSH_HANDLER", &["handler"], ValueKind::Text),
+    ("WXPUSH_DATA_DIR", &["data_dir"], ValueKind::Text),
+    (
+        "WXPUSH_MAX_CLOCK_SKEW_SECS",
+        &["max_clock_skew_secs"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_RETENTION_DAYS",
+        &["retention_days"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_DELIVERY_ATTEMPT_TIMEOUT_SECS",
+        &["delivery", "attempt_timeout_secs"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_DELIVERY_MAX_ATTEMPTS",
+        &["delivery", "max_attempts"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_DELIVERY_BACKOFF_INITIAL_MS",
+        &["delivery", "backoff_initial_ms"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_DELIVERY_BACKOFF_MAX_SECS",
+        &["delivery", "backoff_max_secs"],
+        ValueKind::Integer,
+    ),
+    ("WXPUSH_LOG_FORMAT", &["log", "format"], ValueKind::Text),
+    ("WXPUSH_APP_NAME", &["app", "name"], ValueKind::Text),
+    ("WXPUSH_TOKEN", &["app", "token"], ValueKind::Text),
+    (
+        "WXPUSH_ENCODING_AES_KEY",
+        &["app", "encoding_aes_key"],
+        ValueKind::Text,
+    ),
+    ("WXPUSH_APPID", &["app", "appid"], ValueKind::Text),
+    (
+        "WXPUSH_PREVIOUS_TOKEN",
+        &["app", "previous_token"],
+        ValueKind::Text,
+    ),
+    (
+        "WXPUSH_PREVIOUS_ENCODING_AES_KEY",
+        &["app", "previous_encoding_aes_key"],
+        ValueKind::Text,
+    ),
+    ("WXPUSH_WEBHOOK_URL", &["webhook", "url"], ValueKind::Text),
+    (
+        "WXPUSH_WEBHOOK_SECRET",
+        &["webhook", "secret"],
+        ValueKind::Text,
+    ),
+    (
+        "WXPUSH_WEBHOOK_TIMEOUT_SECS",
+        &["webhook", "timeout_secs"],
+        ValueKind::Integer,
+    ),
+    ("WXPUSH_COMMAND", &["command", "program"], ValueKind::Words),
+    (
+        "WXPUSH_COMMAND_SHELL",
+        &["command", "shell"],
+        ValueKind::Bool,
+    ),
+    (
+        "WXPUSH_COMMAND_TIMEOUT_SECS",
+        &["command", "timeout_secs"],
+        ValueKind::Integer,
+    ),
+];
+
+/// How an environment variable's text becomes a TOML value.
+#[derive(Clone, Copy)]
+pub(super) enum ValueKind {
+    /// As is.
+    Text,
+    /// A decimal integer.
+    Integer,
+    /// Words separated by whitespace, as an array (a program and its arguments).
+    Words,
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`).
+    Bool,
+}
+
+/// Parses TOML, reporting only the message and line: the offending line may hold a secret.
+pub(super) fn parse_toml(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+        ConfigError::new(origin, format!("not valid TOML{at}: {}", e.message()))
+    })
+}
+
+/// Deep-merges `overlay` into `base`: tables merge, other values replace.
+pub(super) fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+pub(super) fn apply_env(
+    table: &mut toml::Table,
+    env: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    for (var, path, kind) in ENV_OVERRIDES {
+        let Some(text) = env.get(*var) else { continue };
+        let value = match kind {
+            ValueKind::Text => toml::Value::String(text.clone()),
+            ValueKind::Integer => text
+                .trim()
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .map_err(|_| {
+                    ConfigError::new(*var, format!("expected an integer, got '{text}'"))
+                })?,
+            ValueKind::Words => toml::Value::Array(
+                text.split_whitespace()
+                    .map(|w| toml::Value::String(w.to_owned()))
+                    .collect(),
+            ),
+            ValueKind::Bool => match text.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => toml::Value::Boolean(true),
+                "false" | "0" | "no" | "" => toml::Value::Boolean(false),
+                _ => {
+                    return Err(ConfigError::new(
+                        *var,
+                        format!("expected true or false, got '{text}'"),
+                    ));
+                }
+            },
+        };
+        match path {
+            [key] => {
+                table.insert((*key).to_owned(), value);
+            }
+            [section, key] => {
+                let entry = table
+                    .entry((*section).to_owned())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(t) = entry {
+                    t.insert((*key).to_owned(), value);
+                } else {
+                    return Err(ConfigError::new(
+                        *section,
+                        format!("expected a table to hold {key} (set by {var})"),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

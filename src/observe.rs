@@ -1,0 +1,87 @@
+//! Metrics (Prometheus text format through the `metrics` facade) and the names wxpush
+//! records under. Health and readiness endpoints live in [`crate::server`].
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests by outcome: `ok`, `duplicate`, `quarantined`, `bad_signature`, `bad_request`,
+/// `store_error`, `url_check`.
+pub const REQUESTS: &str = "wxpush_requests_total";
+/// Request latency in seconds, by route kind; buckets bracket the platform's 5 s deadline.
+pub const REQUEST_DURATION: &str = "wxpush_request_duration_seconds";
+/// New events stored, by `event` name and category-audit `result`.
+pub const EVENTS: &str = "wxpush_events_total";
+/// Handler calls.
+pub const DELIVERY_ATTEMPTS: &str = "wxpush_delivery_attempts_total";
+/// Handler calls that failed or timed out, by `outcome` (`retry` or `dead`).
+pub const DELIVERY_FAILURES: &str = "wxpush_delivery_failures_total";
+/// Handler call latency in seconds.
+pub const DELIVERY_DURATION: &str = "wxpush_delivery_duration_seconds";
+/// Events waiting for delivery.
+pub const PENDING: &str = "wxpush_events_pending";
+/// Events whose attempts are exhausted.
+pub const DEAD: &str = "wxpush_events_dead";
+/// Pushes in quarantine.
+pub const QUARANTINED: &str = "wxpush_events_quarantined";
+/// Pushes that still used an app's previous token or key, by `app` and `credential`.
+pub const PREVIOUS_CREDENTIALS: &str = "wxpush_previous_credentials_total";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 4.0, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once) and returns its handle. `None` when
+/// another recorder was installed first by the embedding program.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            describe();
+            Some(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(REQUESTS, "Push and URL-check requests by outcome");
+    describe_histogram!(
+        REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Request latency (the platform waits 5 s)"
+    );
+    describe_counter!(
+        EVENTS,
+        "New events stored, by event and category-audit result"
+    );
+    describe_counter!(DELIVERY_ATTEMPTS, "Handler calls");
+    describe_counter!(DELIVERY_FAILURES, "Handler calls that failed or timed out");
+    describe_histogram!(
+        DELIVERY_DURATION,
+        metrics::Unit::Seconds,
+        "Handler call latency"
+    );
+    describe_gauge!(PENDING, "Events waiting for delivery");
+    describe_gauge!(DEAD, "Events whose attempts are exhausted");
+    describe_gauge!(
+        QUARANTINED,
+        "Pushes kept aside: genuine but not processable"
+    );
+    describe_counter!(
+        PREVIOUS_CREDENTIALS,
+        "Pushes that still used an app's previous token or key"
+    );
+}
+
+/// Counts one request outcome.
+pub fn request(outcome: &'static str) {
+    metrics::counter!(REQUESTS, "outcome" => outcome).increment(1);
+}
