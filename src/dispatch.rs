@@ -156,6 +156,11 @@ impl Dispatcher {
         metrics::histogram!(observe::DELIVERY_DURATION).record(started.elapsed().as_secs_f64());
         let error = match outcome {
             Ok(Ok(())) => {
+                if record.attempts > 0 {
+                    tracing::info!(id = %event.id, event = event.name(), attempt = record.attempts + 1, "delivered after earlier failures");
+                } else {
+                    tracing::debug!(id = %event.id, event = event.name(), "delivered");
+                }
                 if let Err(error) = self.store.mark_delivered(event.id.clone()).await {
                     tracing::error!(id = %event.id, %error, "delivered, but cannot record it; it will be delivered again");
                 }

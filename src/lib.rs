@@ -75,5 +75,5 @@ pub mod telemetry;
 pub use app::App;
 pub use config::{Config, ConfigError};
 pub use event::{AuditResult, CategoryAudit, Event, EventKind, Scalar};
-pub use handler::{BoxError, BoxHandler, Handler, LogHandler};
+pub use handler::{BoxError, BoxHandler, CommandHandler, Handler, LogHandler, WebhookHandler};
 pub use secret::Secret;

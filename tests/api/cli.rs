@@ -52,11 +52,13 @@ impl Served {
             base_url: String::new(),
         };
         let line = served.wait_for("listening on");
-        let addr = line
+        let addr: String = line
             .split("listening on ")
             .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("address after 'listening on'");
+            .expect("address after 'listening on'")
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+            .collect();
         served.base_url = format!("http://{addr}");
         served
     }
@@ -94,6 +96,15 @@ impl Served {
                 });
             self.seen.push(line);
         }
+    }
+
+    /// After the process has exited: the remaining stderr lines, with every line seen.
+    pub(crate) fn terminate_collected(mut self) -> (Option<std::process::ExitStatus>, Vec<String>) {
+        let status = self.child.try_wait().ok().flatten();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
+            self.seen.push(line);
+        }
+        (status, std::mem::take(&mut self.seen))
     }
 
     /// Sends SIGTERM and waits for the exit; returns the status and every stderr line.

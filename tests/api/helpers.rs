@@ -54,6 +54,8 @@ pub struct Behavior {
     pub fail_first: Option<Arc<AtomicU32>>,
     /// Fail while this is false.
     pub healthy: Option<Arc<AtomicBool>>,
+    /// Use this handler instead of the recording one (no events reach the channel).
+    pub handler: Option<BoxHandler>,
 }
 
 /// Sends every event it accepts into a channel, after behaving as told.
@@ -140,11 +142,14 @@ impl TestApp {
         let (tx, events) = mpsc::unbounded_channel();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let calls = Arc::new(AtomicU32::new(0));
-        let handler = BoxHandler::new(RecordingHandler {
-            tx,
-            behavior,
-            calls: Arc::clone(&calls),
-        });
+        let handler = match behavior.handler.clone() {
+            Some(handler) => handler,
+            None => BoxHandler::new(RecordingHandler {
+                tx,
+                behavior,
+                calls: Arc::clone(&calls),
+            }),
+        };
         let run_config = config.clone();
         let run_store: Arc<dyn Store> = store.clone();
         let task = tokio::spawn(async move {
@@ -222,35 +227,10 @@ impl TestApp {
 
     /// Like [`TestApp::push_safe`], but `None` when the request fails (server gone).
     pub async fn try_push_safe(&self, path: &str, message: &str, json: bool) -> Option<Answer> {
-        let app = &self.config.app;
-        let encrypt = cipher::encrypt(
-            app.aes_key.expose(),
-            message.as_bytes(),
-            &app.appid,
-            rand::random(),
-        );
-        let timestamp = (wxpush::clock::now_ms() / 1000).to_string();
-        let nonce = rand::random::<u32>().to_string();
-        let msg_signature =
-            wxpush::signature::sign(&[app.token.expose(), &timestamp, &nonce, &encrypt]);
-        let signature = wxpush::signature::sign(&[app.token.expose(), &timestamp, &nonce]);
-        let body = if json {
-            serde_json::json!({"ToUserName": "gh_test", "Encrypt": encrypt}).to_string()
-        } else {
-            format!(
-                "<xml><ToUserName><![CDATA[gh_test]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-            )
-        };
+        let (query, body) = signed_safe_push(&self.config.app, message, json);
         let res = self
             .client
-            .post(format!("{}{path}", self.base_url))
-            .query(&[
-                ("signature", signature.as_str()),
-                ("timestamp", &timestamp),
-                ("nonce", &nonce),
-                ("encrypt_type", "aes"),
-                ("msg_signature", &msg_signature),
-            ])
+            .post(format!("{}{path}?{query}", self.base_url))
             .header("Content-Type", "text/xml")
             .body(body)
             .send()
@@ -311,4 +291,31 @@ pub fn assert_subset(expected: &Value, actual: &Value, at: &str) {
         }
         _ => assert_eq!(expected, actual, "{at}"),
     }
+}
+
+/// A safe-mode push of `message` as the platform would make it for `app` now: the query
+/// string and the body.
+pub fn signed_safe_push(app: &wxpush::App, message: &str, json: bool) -> (String, String) {
+    let encrypt = cipher::encrypt(
+        app.aes_key.expose(),
+        message.as_bytes(),
+        &app.appid,
+        rand::random(),
+    );
+    let timestamp = (wxpush::clock::now_ms() / 1000).to_string();
+    let nonce = rand::random::<u32>().to_string();
+    let msg_signature =
+        wxpush::signature::sign(&[app.token.expose(), &timestamp, &nonce, &encrypt]);
+    let signature = wxpush::signature::sign(&[app.token.expose(), &timestamp, &nonce]);
+    let body = if json {
+        serde_json::json!({"ToUserName": "gh_test", "Encrypt": encrypt}).to_string()
+    } else {
+        format!(
+            "<xml><ToUserName><![CDATA[gh_test]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        )
+    };
+    let query = format!(
+        "signature={signature}&timestamp={timestamp}&nonce={nonce}&encrypt_type=aes&msg_signature={msg_signature}"
+    );
+    (query, body)
 }

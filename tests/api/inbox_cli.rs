@@ -251,6 +251,17 @@ touch "$CTL/freed"
 wait $pid
 "#;
 
+/// The status of `GET /readyz`.
+async fn ready(client: &TestApp) -> u16 {
+    client
+        .client
+        .get(format!("{}/readyz", client.base_url))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
 fn wait_file(path: &std::path::Path) {
     for _ in 0..200 {
         if path.exists() {
@@ -261,8 +272,9 @@ fn wait_file(path: &std::path::Path) {
     panic!("{} never appeared", path.display());
 }
 
-/// A full disk under the data dir: pushes are answered 503 (never `success`) while it is
-/// full, and accepted again once space is freed; everything acknowledged is delivered.
+/// A full disk under the data dir: pushes are answered 503 (never `success`) and `/readyz`
+/// is 503 while it is full; both recover once space is freed; everything acknowledged is
+/// delivered.
 #[tokio::test]
 async fn a_full_data_dir_answers_503_and_acknowledges_nothing() {
     let ctl = tempfile::tempdir().expect("temp dir");
@@ -280,6 +292,7 @@ async fn a_full_data_dir_answers_503_and_acknowledges_nothing() {
         client.push_safe("/wechat", &audit(1), false).await.body,
         "success"
     );
+    assert_eq!(ready(&client).await, 200);
 
     std::fs::write(ctl.path().join("fill"), "").expect("signal fill");
     wait_file(&ctl.path().join("filled"));
@@ -289,9 +302,15 @@ async fn a_full_data_dir_answers_503_and_acknowledges_nothing() {
     }
     assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
     served.wait_for("cannot store the push");
+    assert_eq!(
+        ready(&client).await,
+        503,
+        "/readyz reports the full data dir"
+    );
 
     std::fs::write(ctl.path().join("free"), "").expect("signal free");
     wait_file(&ctl.path().join("freed"));
+    assert_eq!(ready(&client).await, 200);
     let answer = client.push_safe("/wechat", &audit(20), false).await;
     assert_eq!((answer.status, answer.body.as_str()), (200, "success"));
     served.wait_for("second=20");

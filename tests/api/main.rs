@@ -2,8 +2,10 @@
 #![allow(unreachable_pub)]
 
 mod cli;
+mod container;
 mod helpers;
 mod inbox_cli;
+mod integrations;
 mod properties;
 mod push;
 mod retries;
