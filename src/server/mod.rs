@@ -1,6 +1,6 @@
 //! The HTTP edge: routes, health and metrics endpoints, serving with graceful shutdown.
 //!
-//! The push routes ([`routes`]) authenticate and decrypt ([`crate::push`]), parse
+//! The push routes (`routes.rs`) authenticate and decrypt ([`crate::push`]), parse
 //! ([`crate::Event::parse`]), store durably ([`crate::store`]) and only then answer `success`;
 //! delivery to the handler happens in the dispatcher ([`crate::dispatch`]), never in the
 //! request. Errors become responses in one place ([`ApiError`]).
