@@ -69,6 +69,7 @@ pub mod quarantine;
 pub mod secret;
 pub mod server;
 pub mod signature;
+pub mod simulate;
 pub mod store;
 pub mod telemetry;
 
