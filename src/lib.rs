@@ -56,9 +56,11 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod app;
+pub mod category_api;
 pub mod cipher;
 pub mod clock;
 pub mod config;
+pub mod diagnose;
 pub mod dispatch;
 pub mod event;
 pub mod fields;

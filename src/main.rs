@@ -1,6 +1,8 @@
 //! The `wxpush` binary: `serve`, `check-config` and `events` over the library.
 
 mod cli {
+    pub(crate) mod categories;
+    pub(crate) mod debug;
     pub(crate) mod events;
     pub(crate) mod healthcheck;
 }
@@ -30,6 +32,26 @@ enum Command {
     Serve,
     /// Validate the configuration and print it with secrets masked.
     CheckConfig,
+    /// Send a push exactly as the platform would (signed, encrypted) and show the answer.
+    Simulate(cli::debug::SimulateArgs),
+    /// Run the platform's URL check against a deployed receiver and explain the result.
+    VerifyUrl {
+        /// The push URL as registered, e.g. https://example.com/wechat.
+        url: String,
+        /// The configured app whose token to sign with.
+        #[arg(long)]
+        app: Option<String>,
+    },
+    /// Explain every check on a captured request (query and body) with the configured apps.
+    Decrypt(cli::debug::DecryptArgs),
+    /// Submit a category for review (`addcategory`) and track it as pending.
+    AddCategory(cli::categories::AddCategoryArgs),
+    /// List category submissions and the review results that resolved them.
+    Categories {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Exit 0 when the local server answers /healthz (for container health checks).
     Healthcheck {
         /// The URL to check; default: /healthz on the configured listen port.
@@ -60,6 +82,11 @@ fn main() -> ExitCode {
         }
         Command::Serve => serve(&config),
         Command::Events(command) => cli::events::run(&config, command),
+        Command::Simulate(args) => cli::debug::simulate(&config, args),
+        Command::VerifyUrl { url, app } => cli::debug::verify_url(&config, &url, app.as_deref()),
+        Command::Decrypt(args) => cli::debug::decrypt(&config, args),
+        Command::AddCategory(args) => cli::categories::add_category(&config, args),
+        Command::Categories { json } => cli::categories::list(&config, json),
         Command::Healthcheck { url } => cli::healthcheck::run(&config, url.as_deref()),
     };
     match result {

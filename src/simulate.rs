@@ -68,8 +68,7 @@ pub fn build(app: &App, message: &str, mode: Mode) -> SimulatedPush {
             value.to_string()
         }
         (Format::Json, _) => {
-            serde_json::json!({"ToUserName": to_user_name(message), "Encrypt": encrypt})
-                .to_string()
+            serde_json::json!({"ToUserName": to_user_name(message), "Encrypt": encrypt}).to_string()
         }
         (Format::Xml, Mode::Compat) => {
             let inner = message.trim();
@@ -195,7 +194,12 @@ mod tests {
     }
 
     fn query(p: &SimulatedPush) -> PushQuery {
-        PushQuery::from_map(p.query.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
+        PushQuery::from_map(
+            p.query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -217,7 +221,11 @@ mod tests {
                 assert_eq!(received.as_ref().map(|m| m.mode), Ok(mode));
                 let text = received.map(|m| m.text).unwrap_or_default();
                 let audit = Event::parse(&text, "demo", None).category_audit().cloned();
-                assert_eq!(audit.map(|a| a.reason), Some("a ]]> b".to_owned()), "{mode:?} {format:?}");
+                assert_eq!(
+                    audit.map(|a| a.reason),
+                    Some("a ]]> b".to_owned()),
+                    "{mode:?} {format:?}"
+                );
             }
         }
     }

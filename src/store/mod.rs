@@ -181,6 +181,45 @@ pub enum Recorded {
     Duplicate,
 }
 
+/// A category submitted with `addcategory`, and what the review said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Submission {
+    /// `sub_…` id, or the audit event's id for an audit with no matching submission.
+    pub id: String,
+    /// The app it was submitted for.
+    pub app: String,
+    /// The authorizer (Mini Program) a third-party platform submitted for.
+    pub authorizer_appid: Option<String>,
+    /// First-level category id, as text.
+    pub first: String,
+    /// Second-level category id, as text.
+    pub second: String,
+    /// `pending`, `passed`, `rejected` or `unknown`; `unmatched` for an audit result that
+    /// matches no submission.
+    pub status: String,
+    /// The rejection reason.
+    pub reason: String,
+    /// When it was submitted (unix ms); for unmatched audits, when the result arrived.
+    #[serde(serialize_with = "ser_time")]
+    pub submitted_at: i64,
+    /// When the result arrived (unix ms).
+    #[serde(serialize_with = "ser_opt_time")]
+    pub resolved_at: Option<i64>,
+    /// The audit event that resolved it.
+    pub event_id: Option<String>,
+}
+
+fn ser_time<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&clock::rfc3339(*ms))
+}
+
+fn ser_opt_time<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => s.serialize_str(&clock::rfc3339(*ms)),
+        None => s.serialize_none(),
+    }
+}
+
 /// Which events to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {
@@ -294,6 +333,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes delivered events delivered before `before` (unix ms); returns how many.
     fn prune(&self, before: i64) -> BoxFuture<'_, Result<usize, StoreError>>;
+
+    /// Records a category submission as pending.
+    fn record_submission(&self, submission: Submission) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Submissions (newest first), then audit results that matched no submission.
+    fn submissions(&self) -> BoxFuture<'_, Result<Vec<Submission>, StoreError>>;
 
     /// Checks that the store can still write.
     fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>>;

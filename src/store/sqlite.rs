@@ -15,7 +15,9 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
-use super::{ListFilter, QuarantinedPush, Record, Recorded, Stats, Status, Store, StoreError};
+use super::{
+    ListFilter, QuarantinedPush, Record, Recorded, Stats, Status, Store, StoreError, Submission,
+};
 use crate::clock;
 use crate::event::Event;
 use crate::handler::BoxFuture;
@@ -88,6 +90,20 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason           TEXT NOT NULL,
     attempts         INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS submissions (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT NOT NULL UNIQUE,
+    app              TEXT NOT NULL,
+    authorizer_appid TEXT,
+    first            TEXT NOT NULL,
+    second           TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    reason           TEXT NOT NULL DEFAULT '',
+    submitted_at     INTEGER NOT NULL,
+    resolved_at      INTEGER,
+    event_id         TEXT
+);
+CREATE INDEX IF NOT EXISTS submissions_open ON submissions(app, first, second) WHERE status = 'pending';
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -274,6 +290,7 @@ fn insert_event(conn: &Connection, event: &Event, now: i64) -> Result<Recorded, 
         params![event.id, now, event.app, event.authorizer_appid, event.name(), event.raw],
     ))?;
     if inserted == 1 {
+        resolve_submission(conn, event, now)?;
         return Ok(Recorded::New);
     }
     db(conn.execute(
@@ -281,6 +298,34 @@ fn insert_event(conn: &Connection, event: &Event, now: i64) -> Result<Recorded, 
         params![event.id, now],
     ))?;
     Ok(Recorded::Duplicate)
+}
+
+/// A new category-audit event resolves the newest pending submission of the same app,
+/// categories and (where both know it) authorizer.
+fn resolve_submission(conn: &Connection, event: &Event, now: i64) -> Result<(), StoreError> {
+    let Some(audit) = event.category_audit() else {
+        return Ok(());
+    };
+    let text =
+        |v: &Option<crate::event::Scalar>| v.as_ref().map(ToString::to_string).unwrap_or_default();
+    db(conn.execute(
+        "UPDATE submissions SET status = ?1, reason = ?2, resolved_at = ?3, event_id = ?4
+         WHERE seq = (SELECT seq FROM submissions
+                      WHERE status = 'pending' AND app = ?5 AND first = ?6 AND second = ?7
+                        AND (authorizer_appid IS NULL OR ?8 IS NULL OR authorizer_appid = ?8)
+                      ORDER BY seq DESC LIMIT 1)",
+        params![
+            audit.result.as_str(),
+            audit.reason,
+            now,
+            event.id,
+            event.app,
+            text(&audit.first).trim(),
+            text(&audit.second).trim(),
+            event.authorizer_appid
+        ],
+    ))?;
+    Ok(())
 }
 
 fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
@@ -529,6 +574,73 @@ impl Store for SqliteStore {
                 "DELETE FROM events WHERE status = 'delivered' AND delivered_at < ?1",
                 params![before],
             ))
+        })
+    }
+
+    fn record_submission(&self, s: Submission) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn| {
+            db(conn.execute(
+                "INSERT INTO submissions (id, app, authorizer_appid, first, second, status, submitted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
+                params![s.id, s.app, s.authorizer_appid, s.first, s.second, s.submitted_at],
+            ))?;
+            Ok(())
+        })
+    }
+
+    fn submissions(&self) -> BoxFuture<'_, Result<Vec<Submission>, StoreError>> {
+        self.read(|conn| {
+            let mut out = Vec::new();
+            let mut stmt = db(conn.prepare_cached(
+                "SELECT id, app, authorizer_appid, first, second, status, reason, submitted_at,
+                        resolved_at, event_id FROM submissions ORDER BY seq DESC",
+            ))?;
+            let rows = db(stmt.query_map([], |r| {
+                Ok(Submission {
+                    id: r.get(0)?,
+                    app: r.get(1)?,
+                    authorizer_appid: r.get(2)?,
+                    first: r.get(3)?,
+                    second: r.get(4)?,
+                    status: r.get(5)?,
+                    reason: r.get(6)?,
+                    submitted_at: r.get(7)?,
+                    resolved_at: r.get(8)?,
+                    event_id: r.get(9)?,
+                })
+            }))?;
+            for row in rows {
+                out.push(db(row)?);
+            }
+            let mut stmt = db(conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE event_name = 'wxa_category_audit'
+                 AND id NOT IN (SELECT event_id FROM submissions WHERE event_id IS NOT NULL)
+                 ORDER BY seq DESC"
+            )))?;
+            let rows = db(stmt.query_map([], row_to_record))?;
+            for row in rows {
+                let record = db(row)?;
+                let event = record.event;
+                let Some(audit) = event.category_audit() else {
+                    continue;
+                };
+                let text = |v: &Option<crate::event::Scalar>| {
+                    v.as_ref().map(ToString::to_string).unwrap_or_default()
+                };
+                out.push(Submission {
+                    id: event.id.clone(),
+                    app: event.app.clone(),
+                    authorizer_appid: event.authorizer_appid.clone(),
+                    first: text(&audit.first),
+                    second: text(&audit.second),
+                    status: "unmatched".into(),
+                    reason: audit.reason.clone(),
+                    submitted_at: event.received_at.unwrap_or_default(),
+                    resolved_at: event.received_at,
+                    event_id: Some(event.id.clone()),
+                });
+            }
+            Ok(out)
         })
     }
 

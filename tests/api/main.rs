@@ -3,6 +3,7 @@
 
 mod cli;
 mod container;
+mod debug_tools;
 mod helpers;
 mod inbox_cli;
 mod integrations;

@@ -1,0 +1,175 @@
+//! `wxpush add-category` (submit categories for review, recorded as pending) and
+//! `wxpush categories` (submissions and the review results that resolved them).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use wxpush::category_api::{self, AddCategoryRequest, Category, Certificate};
+use wxpush::store::Submission;
+use wxpush::{Config, Secret, clock};
+
+/// `wxpush add-category` options.
+#[derive(Debug, Args)]
+pub(crate) struct AddCategoryArgs {
+    /// First-level category id.
+    #[arg(long, required_unless_present = "file")]
+    first: Option<i64>,
+    /// Second-level category id.
+    #[arg(long, required_unless_present = "file")]
+    second: Option<i64>,
+    /// A qualification document as NAME=MEDIA_ID (repeatable).
+    #[arg(long = "cert", value_name = "NAME=MEDIA_ID")]
+    certs: Vec<String>,
+    /// The request body as a JSON file (`{"categories":[…]}`) instead of flags.
+    #[arg(long, conflicts_with_all = ["first", "second", "certs"])]
+    file: Option<PathBuf>,
+    /// The (authorizer) access token.
+    #[arg(long, env = "WXPUSH_ACCESS_TOKEN", hide_env_values = true)]
+    access_token: String,
+    /// The API host.
+    #[arg(long, env = "WXPUSH_API_BASE", default_value = category_api::DEFAULT_API_BASE)]
+    api_base: String,
+    /// The configured app the result will arrive for (default: the default app).
+    #[arg(long)]
+    app: Option<String>,
+    /// The authorizer app id, when a third-party platform submits for a Mini Program.
+    #[arg(long)]
+    authorizer: Option<String>,
+}
+
+fn request_from(args: &AddCategoryArgs) -> anyhow::Result<AddCategoryRequest> {
+    if let Some(path) = &args.file {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let request: AddCategoryRequest = serde_json::from_str(&text).with_context(|| {
+            format!("{}: expected {{\"categories\":[{{\"first\":8,\"second\":39,\"certicates\":[{{\"key\":\"…\",\"value\":\"media_id\"}}]}}]}}", path.display())
+        })?;
+        if request.categories.is_empty() {
+            bail!("{}: no categories", path.display());
+        }
+        return Ok(request);
+    }
+    let (Some(first), Some(second)) = (args.first, args.second) else {
+        bail!("give --first and --second, or --file");
+    };
+    let certicates = args
+        .certs
+        .iter()
+        .map(|c| {
+            c.split_once('=')
+                .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+                .map(|(k, v)| Certificate {
+                    key: k.to_owned(),
+                    value: v.to_owned(),
+                })
+                .with_context(|| format!("--cert: expected NAME=MEDIA_ID, got {c:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(AddCategoryRequest {
+        categories: vec![Category {
+            first,
+            second,
+            certicates,
+        }],
+    })
+}
+
+/// Runs `wxpush add-category`.
+pub(crate) fn add_category(config: &Config, args: AddCategoryArgs) -> anyhow::Result<()> {
+    let request = request_from(&args)?;
+    let app = match args.app.as_deref() {
+        None => &config.app,
+        Some(name) => config
+            .apps()
+            .find(|a| a.name == name)
+            .with_context(|| format!("--app: no app named {name:?}"))?,
+    };
+    let token = Secret::new(args.access_token.trim().to_owned());
+    if token.expose().is_empty() {
+        bail!("--access-token (or WXPUSH_ACCESS_TOKEN) is empty");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?;
+        category_api::add_category(&client, &args.api_base, &token, &request, 4, Duration::from_millis(500))
+            .await
+            .map_err(|e| anyhow::anyhow!("addcategory failed: {e}"))?;
+        let store = wxpush::store::open(config)
+            .with_context(|| format!("opening the inbox in {}", config.data_dir.display()))?;
+        for category in &request.categories {
+            let now = clock::now_ms();
+            store
+                .record_submission(Submission {
+                    id: format!("sub_{now:x}{:06x}", rand::random::<u32>() & 0xff_ffff),
+                    app: app.name.clone(),
+                    authorizer_appid: args.authorizer.clone(),
+                    first: category.first.to_string(),
+                    second: category.second.to_string(),
+                    status: "pending".into(),
+                    reason: String::new(),
+                    submitted_at: now,
+                    resolved_at: None,
+                    event_id: None,
+                })
+                .await?;
+            println!(
+                "submitted category {}/{} for app {}{}: pending review; the result arrives as a wxa_category_audit push (see `wxpush categories`)",
+                category.first,
+                category.second,
+                app.name,
+                args.authorizer.as_deref().map(|a| format!(" (authorizer {a})")).unwrap_or_default()
+            );
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// Runs `wxpush categories`.
+pub(crate) fn list(config: &Config, json: bool) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let rows = runtime.block_on(async {
+        let store = wxpush::store::open(config)
+            .with_context(|| format!("opening the inbox in {}", config.data_dir.display()))?;
+        anyhow::Ok(store.submissions().await?)
+    })?;
+    if json {
+        for row in &rows {
+            println!("{}", serde_json::to_string(row)?);
+        }
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no submissions and no category audit results yet");
+        return Ok(());
+    }
+    println!(
+        "{:<28}  {:<9}  {:<8}  {:<20}  {:<15}  {:<24}  {:<24}  REASON",
+        "ID", "STATUS", "APP", "AUTHORIZER", "CATEGORY", "SUBMITTED", "RESOLVED"
+    );
+    for r in &rows {
+        println!(
+            "{:<28}  {:<9}  {:<8}  {:<20}  {:<15}  {:<24}  {:<24}  {}",
+            r.id,
+            r.status,
+            r.app,
+            r.authorizer_appid.as_deref().unwrap_or("-"),
+            format!("{}/{}", r.first, r.second),
+            clock::rfc3339(r.submitted_at),
+            r.resolved_at
+                .map(clock::rfc3339)
+                .unwrap_or_else(|| "-".into()),
+            if r.status == "unmatched" {
+                format!("(no matching submission) {}", r.reason)
+            } else {
+                r.reason.clone()
+            }
+        );
+    }
+    Ok(())
+}
