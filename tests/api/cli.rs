@@ -160,7 +160,7 @@ async fn serve_with_embedded_defaults_logs_a_pushed_category_audit() {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let answer = client.push_safe("/wechat", &message, false).await;
+    let answer = client.push_safe("/wechat", &message).await;
     assert_eq!((answer.status, answer.body.as_str()), (200, "success"));
     let line = served.wait_for("category audit");
     assert!(line.contains("rejected"), "{line}");

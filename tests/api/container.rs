@@ -61,10 +61,7 @@ async fn the_binary_honours_the_container_contract() {
         "[app]\nname = \"shop\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nappid = \"wxcontainer0001\"\n"
     ))
     .expect("config");
-    assert_eq!(
-        client.push_safe("/wechat", &audit(1), false).await.body,
-        "success"
-    );
+    assert_eq!(client.push_safe("/wechat", &audit(1)).await.body, "success");
     for _ in 0..100 {
         if seen.with_extension("json").exists() {
             break;
@@ -79,7 +76,7 @@ async fn the_binary_honours_the_container_contract() {
     );
 
     // A request whose body is still arriving when SIGTERM comes.
-    let (query, body) = signed_safe_push(&client.config.app, &audit(2), false);
+    let (query, body) = signed_safe_push(&client.config.app, &audit(2));
     let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");
     write!(
         stream,
@@ -144,15 +141,9 @@ async fn metrics_count_known_traffic() {
     let mut served = Served::start(&[("WXPUSH_DATA_DIR", data.as_str())]);
     let client = TestApp::client_for(&served.base_url);
     for n in [1, 2] {
-        assert_eq!(
-            client.push_safe("/wechat", &audit(n), false).await.body,
-            "success"
-        );
+        assert_eq!(client.push_safe("/wechat", &audit(n)).await.body, "success");
     }
-    assert_eq!(
-        client.push_safe("/wechat", &audit(1), false).await.body,
-        "success"
-    );
+    assert_eq!(client.push_safe("/wechat", &audit(1)).await.body, "success");
     assert_eq!(
         client
             .send_vector(&vector("bad-msg-signature"))

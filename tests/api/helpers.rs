@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
-use wxpush::cipher;
 use wxpush::store::{SqliteStore, Store};
 use wxpush::{BoxError, BoxHandler, Config, Event, Handler};
 
@@ -219,15 +218,15 @@ impl TestApp {
 
     /// Sends `message` as a fresh safe-mode push signed and encrypted with this server's app,
     /// timestamped now.
-    pub async fn push_safe(&self, path: &str, message: &str, json: bool) -> Answer {
-        self.try_push_safe(path, message, json)
+    pub async fn push_safe(&self, path: &str, message: &str) -> Answer {
+        self.try_push_safe(path, message)
             .await
             .expect("request reached the server")
     }
 
     /// Like [`TestApp::push_safe`], but `None` when the request fails (server gone).
-    pub async fn try_push_safe(&self, path: &str, message: &str, json: bool) -> Option<Answer> {
-        let (query, body) = signed_safe_push(&self.config.app, message, json);
+    pub async fn try_push_safe(&self, path: &str, message: &str) -> Option<Answer> {
+        let (query, body) = signed_safe_push(&self.config.app, message);
         let res = self
             .client
             .post(format!("{}{path}?{query}", self.base_url))
@@ -293,29 +292,9 @@ pub fn assert_subset(expected: &Value, actual: &Value, at: &str) {
     }
 }
 
-/// A safe-mode push of `message` as the platform would make it for `app` now: the query
-/// string and the body.
-pub fn signed_safe_push(app: &wxpush::App, message: &str, json: bool) -> (String, String) {
-    let encrypt = cipher::encrypt(
-        app.aes_key.expose(),
-        message.as_bytes(),
-        &app.appid,
-        rand::random(),
-    );
-    let timestamp = (wxpush::clock::now_ms() / 1000).to_string();
-    let nonce = rand::random::<u32>().to_string();
-    let msg_signature =
-        wxpush::signature::sign(&[app.token.expose(), &timestamp, &nonce, &encrypt]);
-    let signature = wxpush::signature::sign(&[app.token.expose(), &timestamp, &nonce]);
-    let body = if json {
-        serde_json::json!({"ToUserName": "gh_test", "Encrypt": encrypt}).to_string()
-    } else {
-        format!(
-            "<xml><ToUserName><![CDATA[gh_test]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
-        )
-    };
-    let query = format!(
-        "signature={signature}&timestamp={timestamp}&nonce={nonce}&encrypt_type=aes&msg_signature={msg_signature}"
-    );
-    (query, body)
+/// A safe-mode push of `message` as the platform would make it for `app` now (envelope in
+/// the message's format): the query string and the body.
+pub fn signed_safe_push(app: &wxpush::App, message: &str) -> (String, String) {
+    let push = wxpush::simulate::build(app, message, wxpush::push::Mode::Safe);
+    (push.query_string(), push.body)
 }

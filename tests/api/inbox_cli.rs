@@ -62,7 +62,7 @@ async fn events_cli_inspects_and_replays_while_the_server_runs() {
     for n in [39, 40] {
         assert_eq!(
             client
-                .push_safe("/wechat/wxauth/callback", &audit(n), false)
+                .push_safe("/wechat/wxauth/callback", &audit(n))
                 .await
                 .body,
             "success"
@@ -147,7 +147,7 @@ async fn every_acknowledged_push_survives_a_sigkill() {
         let client = Arc::clone(&client);
         let acked = Arc::clone(&acked);
         tasks.push(tokio::spawn(async move {
-            let answer = client.try_push_safe("/wechat", &audit(n), n % 2 == 0).await;
+            let answer = client.try_push_safe("/wechat", &audit(n)).await;
             let ok = answer.is_some_and(|a| a.status == 200 && a.body == "success");
             if ok {
                 acked.fetch_add(1, Ordering::SeqCst);
@@ -288,17 +288,14 @@ async fn a_full_data_dir_answers_503_and_acknowledges_nothing() {
         .env("WXPUSH_DATA_DIR", &data);
     let mut served = Served::start_command(cmd, &[]);
     let client = TestApp::client_for(&served.base_url);
-    assert_eq!(
-        client.push_safe("/wechat", &audit(1), false).await.body,
-        "success"
-    );
+    assert_eq!(client.push_safe("/wechat", &audit(1)).await.body, "success");
     assert_eq!(ready(&client).await, 200);
 
     std::fs::write(ctl.path().join("fill"), "").expect("signal fill");
     wait_file(&ctl.path().join("filled"));
     let mut statuses = Vec::new();
     for n in 2..12 {
-        statuses.push(client.push_safe("/wechat", &audit(n), false).await.status);
+        statuses.push(client.push_safe("/wechat", &audit(n)).await.status);
     }
     assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
     served.wait_for("cannot store the push");
@@ -311,7 +308,7 @@ async fn a_full_data_dir_answers_503_and_acknowledges_nothing() {
     std::fs::write(ctl.path().join("free"), "").expect("signal free");
     wait_file(&ctl.path().join("freed"));
     assert_eq!(ready(&client).await, 200);
-    let answer = client.push_safe("/wechat", &audit(20), false).await;
+    let answer = client.push_safe("/wechat", &audit(20)).await;
     assert_eq!((answer.status, answer.body.as_str()), (200, "success"));
     served.wait_for("second=20");
     let (status, lines) = served.terminate();

@@ -315,10 +315,7 @@ async fn previous_key_and_token_are_accepted_and_counted() {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    assert_eq!(
-        app.push_safe("/wechat", &fresh, false).await.body,
-        "success"
-    );
+    assert_eq!(app.push_safe("/wechat", &fresh).await.body, "success");
     app.next_event().await;
     let metrics = app
         .client

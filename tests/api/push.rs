@@ -113,7 +113,7 @@ async fn fresh_xml_and_json_pushes_on_both_routes_are_accepted() {
         ("/wechat/wxauth/callback", true),
     ] {
         let message = if json_format { json } else { xml };
-        let answer = app.push_safe(path, message, json_format).await;
+        let answer = app.push_safe(path, message).await;
         assert_eq!(
             (answer.status, answer.body.as_str()),
             (200, "success"),
@@ -132,7 +132,7 @@ async fn fresh_xml_and_json_pushes_on_both_routes_are_accepted() {
 async fn unknown_events_are_acknowledged_and_delivered_generically() {
     let mut app = TestApp::spawn("demo").await;
     let message = "<xml><ToUserName>gh_a</ToUserName><CreateTime>1</CreateTime><MsgType>event</MsgType><Event>wxa_nickname_audit</Event><nickname>x</nickname><Nested><Inner>y</Inner></Nested></xml>";
-    let answer = app.push_safe("/wechat", message, false).await;
+    let answer = app.push_safe("/wechat", message).await;
     assert_eq!(answer.body, "success");
     let event = app.next_event().await;
     assert_eq!(event.kind, EventKind::Other);
@@ -148,7 +148,7 @@ async fn body_over_the_cap_is_rejected_with_413() {
     let toml = format!("body_limit_bytes = 2048\n{}", app_toml("demo"));
     let app = TestApp::spawn_with(&toml, Behavior::default()).await;
     let big = "<xml>".to_owned() + &"A".repeat(4096) + "</xml>";
-    let answer = app.push_safe("/wechat", &big, false).await;
+    let answer = app.push_safe("/wechat", &big).await;
     assert_eq!(answer.status, 413);
     app.stop().await;
 }

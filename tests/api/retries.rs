@@ -55,7 +55,7 @@ async fn audit_results_differing_only_in_second_are_two_events() {
     let mut app = TestApp::spawn("demo").await;
     for second in [39, 40] {
         let answer = app
-            .push_safe("/wechat", &audit(1_764_288_100, second), false)
+            .push_safe("/wechat", &audit(1_764_288_100, second))
             .await;
         assert_eq!(answer.body, "success");
     }
@@ -75,10 +75,7 @@ async fn a_failing_handler_is_retried_until_it_succeeds() {
     };
     let toml = app_toml("demo").replace("max_attempts = 3", "max_attempts = 5");
     let mut app = TestApp::spawn_with(&toml, behavior).await;
-    assert_eq!(
-        app.push_safe("/wechat", &audit(1, 1), false).await.body,
-        "success"
-    );
+    assert_eq!(app.push_safe("/wechat", &audit(1, 1)).await.body, "success");
     let event = app.next_event().await;
     let record = wait_for_status(&app, &event.id, Status::Delivered).await;
     assert_eq!(record.attempts, 3);
@@ -101,10 +98,7 @@ async fn an_always_failing_handler_leaves_a_dead_event_that_replay_delivers() {
     };
     let mut app = TestApp::spawn_with(&app_toml("demo"), behavior).await;
     let message = audit(2, 2);
-    assert_eq!(
-        app.push_safe("/wechat", &message, false).await.body,
-        "success"
-    );
+    assert_eq!(app.push_safe("/wechat", &message).await.body, "success");
     let id = wxpush::Event::parse(&message, "demo", None).id;
     let dead = wait_for_status(&app, &id, Status::Dead).await;
     assert_eq!(dead.attempts, 3);
@@ -140,10 +134,7 @@ async fn pending_events_are_delivered_after_a_restart() {
     let dir = Arc::clone(&first.data_dir);
     for second in [1, 2] {
         assert_eq!(
-            first
-                .push_safe("/wechat", &audit(3, second), false)
-                .await
-                .body,
+            first.push_safe("/wechat", &audit(3, second)).await.body,
             "success"
         );
     }
@@ -154,7 +145,7 @@ async fn pending_events_are_delivered_after_a_restart() {
     let b = second.next_event().await;
     assert_ne!(a.id, b.id);
     assert_eq!(
-        second.push_safe("/wechat", &audit(3, 1), false).await.body,
+        second.push_safe("/wechat", &audit(3, 1)).await.body,
         "success"
     );
     let stats = second.store().stats().await.expect("stats");
