@@ -36,14 +36,23 @@ fn message() -> String {
 
 fn push() -> (PushQuery, String) {
     let p = simulate::build(&app(), &message(), Mode::Safe);
-    let query = PushQuery::from_map(p.query.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+    let query = PushQuery::from_map(
+        p.query
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    );
     (query, p.body)
 }
 
 #[divan::bench]
 fn signature_verify(bencher: divan::Bencher) {
     let (query, body) = push();
-    let encrypt = wxpush::fields::Fields::parse_detected(&body).0.get("Encrypt").unwrap_or_default().to_owned();
+    let encrypt = wxpush::fields::Fields::parse_detected(&body)
+        .0
+        .get("Encrypt")
+        .unwrap_or_default()
+        .to_owned();
     let parts = [
         "wxpushDemoToken",
         query.timestamp.as_deref().unwrap_or_default(),
@@ -62,7 +71,12 @@ fn key_decode() -> Result<AesKey, cipher::KeyError> {
 #[divan::bench]
 fn decrypt(bencher: divan::Bencher) {
     let app = app();
-    let encrypt = cipher::encrypt(app.aes_key.expose(), message().as_bytes(), &app.appid, [7; 16]);
+    let encrypt = cipher::encrypt(
+        app.aes_key.expose(),
+        message().as_bytes(),
+        &app.appid,
+        [7; 16],
+    );
     bencher.bench_local(|| cipher::decrypt(app.aes_key.expose(), black_box(&encrypt), &app.appid));
 }
 

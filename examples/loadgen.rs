@@ -4,6 +4,7 @@
 //!
 //! ```sh
 //! cargo run --release --example loadgen -- [--seconds 10] [--connections 64]
+//! cargo run --release --example loadgen -- --target 127.0.0.1:8080   # an already running wxpush
 //! ```
 //!
 //! It builds both servers first (`cargo build --release`), then prints requests/s, p50/p99
@@ -23,6 +24,8 @@ use wxpush::simulate;
 struct Options {
     seconds: u64,
     connections: usize,
+    /// Drive an already running wxpush at this address (host:port) only, e.g. to profile it.
+    target: Option<String>,
 }
 
 fn options() -> Options {
@@ -37,6 +40,11 @@ fn options() -> Options {
     Options {
         seconds: value("--seconds", 10),
         connections: usize::try_from(value("--connections", 64)).unwrap_or(64),
+        target: args
+            .iter()
+            .position(|a| a == "--target")
+            .and_then(|i| args.get(i + 1))
+            .cloned(),
     }
 }
 
@@ -82,11 +90,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect(),
     );
 
+    if let Some(addr) = &opts.target {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let r = runtime.block_on(drive(
+            "target",
+            addr,
+            pushes,
+            opts.connections,
+            Duration::from_secs(opts.seconds),
+        ))?;
+        println!(
+            "{addr}: {} requests, {:.0} req/s, p50 {:?}, p99 {:?}, {} errors",
+            r.requests,
+            r.requests as f64 / r.elapsed.as_secs_f64(),
+            r.p50,
+            r.p99,
+            r.errors
+        );
+        return Ok(());
+    }
     let data = tempfile_dir()?;
     let mut reports = Vec::new();
     for name in ["bare", "wxpush"] {
         let (mut child, addr) = match name {
-            "bare" => start(Command::new(target.join("examples/bare")).arg("127.0.0.1:0"), false)?,
+            "bare" => start(
+                Command::new(target.join("examples/bare")).arg("127.0.0.1:0"),
+                false,
+            )?,
             _ => start(
                 Command::new(target.join("wxpush"))
                     .arg("serve")
@@ -107,9 +137,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ))?;
         let cpu = cpu_time(pid).saturating_sub(cpu_before);
         let peak_rss_kib = peak_rss_kib(pid);
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
         let _ = child.wait();
-        reports.push(Report { cpu, peak_rss_kib, ..report });
+        reports.push(Report {
+            cpu,
+            peak_rss_kib,
+            ..report
+        });
     }
     let _ = std::fs::remove_dir_all(&data);
 
@@ -146,10 +182,15 @@ fn tempfile_dir() -> std::io::Result<PathBuf> {
 }
 
 /// Starts a server and reads its `listening on ADDR` line (stdout, or stderr for wxpush).
-fn start(cmd: &mut Command, from_stderr: bool) -> Result<(Child, String), Box<dyn std::error::Error>> {
+fn start(
+    cmd: &mut Command,
+    from_stderr: bool,
+) -> Result<(Child, String), Box<dyn std::error::Error>> {
     cmd.stdin(Stdio::null());
     if from_stderr {
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped()).env("RUST_LOG", "wxpush=info");
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env("RUST_LOG", "wxpush=info");
     } else {
         cmd.stdout(Stdio::piped()).stderr(Stdio::null());
     }
@@ -190,13 +231,20 @@ async fn drive(
     let deadline = started + duration;
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let (client, pushes, next, errors) = (client.clone(), Arc::clone(&pushes), Arc::clone(&next), Arc::clone(&errors));
+        let (client, pushes, next, errors) = (
+            client.clone(),
+            Arc::clone(&pushes),
+            Arc::clone(&next),
+            Arc::clone(&errors),
+        );
         let url = format!("http://{addr}/wechat");
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(100_000);
             while Instant::now() < deadline {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((query, body)) = pushes.get(i) else { break };
+                let Some((query, body)) = pushes.get(i) else {
+                    break;
+                };
                 let t = Instant::now();
                 let ok = match client
                     .post(format!("{url}?{query}"))
@@ -205,7 +253,9 @@ async fn drive(
                     .send()
                     .await
                 {
-                    Ok(r) => r.status().as_u16() == 200 && r.text().await.is_ok_and(|b| b == "success"),
+                    Ok(r) => {
+                        r.status().as_u16() == 200 && r.text().await.is_ok_and(|b| b == "success")
+                    }
                     Err(_) => false,
                 };
                 latencies.push(t.elapsed());
@@ -222,7 +272,11 @@ async fn drive(
     }
     let elapsed = started.elapsed();
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Ok(Report {
         name,
         requests: all.len(),
@@ -240,14 +294,20 @@ fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or_default();
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // Fields 14 and 15 of stat are at 11 and 12 after the command name.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// VmHWM (peak resident set) of `pid`, in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status")).unwrap_or_default();
+    let status = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status"))
+        .unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))

@@ -215,6 +215,7 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
@@ -228,7 +229,7 @@ fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>, counters: &WriteCounter
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = run(&conn, "BEGIN IMMEDIATE") {
             let err = classify(e);
             tracing::error!(error = %err, "store: cannot start a transaction");
             for job in batch {
@@ -239,19 +240,17 @@ fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>, counters: &WriteCounter
         }
         let mut completions = Vec::with_capacity(batch.len());
         for job in batch {
-            let savepoint = conn.execute_batch("SAVEPOINT job");
+            let savepoint = run(&conn, "SAVEPOINT job");
             let (ok, completion) = job(Ok(&conn));
             if savepoint.is_ok() {
-                let end = if ok {
-                    "RELEASE job"
-                } else {
-                    "ROLLBACK TO job; RELEASE job"
-                };
-                let _ = conn.execute_batch(end);
+                if !ok {
+                    let _ = run(&conn, "ROLLBACK TO job");
+                }
+                let _ = run(&conn, "RELEASE job");
             }
             completions.push(completion);
         }
-        let commit = conn.execute_batch("COMMIT").map_err(classify);
+        let commit = run(&conn, "COMMIT").map_err(classify);
         if commit.is_ok() {
             counters.commits.fetch_add(1, Ordering::Relaxed);
             counters
@@ -260,12 +259,23 @@ fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>, counters: &WriteCounter
         }
         if let Err(err) = &commit {
             tracing::error!(error = %err, "store: commit failed; nothing in this batch is acknowledged");
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = run(&conn, "ROLLBACK");
         }
         for completion in completions {
             completion(commit.as_ref().map(|_| ()));
         }
     }
+}
+
+/// Runs a statement without parameters through the statement cache.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute([])
+}
+
+/// Runs a statement through the statement cache: parsing SQL costs more than running these.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+    let mut stmt = db(conn.prepare_cached(sql))?;
+    db(stmt.execute(params))
 }
 
 /// Maps SQLite errors to the kinds the service reacts to.
@@ -283,20 +293,21 @@ fn db<T>(r: rusqlite::Result<T>) -> Result<T, StoreError> {
 
 /// Inserts `event` unless its id exists; counts the duplicate otherwise.
 fn insert_event(conn: &Connection, event: &Event, now: i64) -> Result<Recorded, StoreError> {
-    let inserted = db(conn.execute(
+    let inserted = exec(conn, 
         "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at)
          VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?2)
          ON CONFLICT(id) DO NOTHING",
         params![event.id, now, event.app, event.authorizer_appid, event.name(), event.raw],
-    ))?;
+    )?;
     if inserted == 1 {
         resolve_submission(conn, event, now)?;
         return Ok(Recorded::New);
     }
-    db(conn.execute(
+    exec(
+        conn,
         "UPDATE events SET duplicates = duplicates + 1, last_duplicate_at = ?2 WHERE id = ?1",
         params![event.id, now],
-    ))?;
+    )?;
     Ok(Recorded::Duplicate)
 }
 
@@ -308,7 +319,8 @@ fn resolve_submission(conn: &Connection, event: &Event, now: i64) -> Result<(), 
     };
     let text =
         |v: &Option<crate::event::Scalar>| v.as_ref().map(ToString::to_string).unwrap_or_default();
-    db(conn.execute(
+    exec(
+        conn,
         "UPDATE submissions SET status = ?1, reason = ?2, resolved_at = ?3, event_id = ?4
          WHERE seq = (SELECT seq FROM submissions
                       WHERE status = 'pending' AND app = ?5 AND first = ?6 AND second = ?7
@@ -324,7 +336,7 @@ fn resolve_submission(conn: &Connection, event: &Event, now: i64) -> Result<(), 
             text(&audit.second).trim(),
             event.authorizer_appid
         ],
-    ))?;
+    )?;
     Ok(())
 }
 
@@ -371,7 +383,7 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             let query = serde_json::to_string(&push.query)
                 .map_err(|e| StoreError::Database(e.to_string()))?;
-            db(conn.execute(
+            exec(conn, 
                 "INSERT INTO quarantine (id, received_at, app, authorizer_appid, query, body, reason)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
@@ -383,7 +395,7 @@ impl Store for SqliteStore {
                     push.body,
                     push.reason
                 ],
-            ))?;
+            )?;
             Ok(())
         })
     }
@@ -412,11 +424,12 @@ impl Store for SqliteStore {
 
     fn mark_delivered(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn| {
-            db(conn.execute(
+            exec(
+                conn,
                 "UPDATE events SET status = 'delivered', attempts = attempts + 1,
                  delivered_at = ?2, next_attempt_at = NULL WHERE id = ?1",
                 params![id, clock::now_ms()],
-            ))?;
+            )?;
             Ok(())
         })
     }
@@ -433,11 +446,12 @@ impl Store for SqliteStore {
             } else {
                 "dead"
             };
-            db(conn.execute(
+            exec(
+                conn,
                 "UPDATE events SET status = ?2, attempts = attempts + 1, last_error = ?3,
                  next_attempt_at = ?4 WHERE id = ?1",
                 params![id, status, error, retry_at],
-            ))?;
+            )?;
             Ok(())
         })
     }
@@ -473,11 +487,12 @@ impl Store for SqliteStore {
             let now = clock::now_ms();
             let mut count = 0;
             for id in &ids {
-                count += db(conn.execute(
+                count += exec(
+                    conn,
                     "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = ?2,
                      delivered_at = NULL WHERE id = ?1",
                     params![id, now],
-                ))?;
+                )?;
             }
             Ok(count)
         })
@@ -485,11 +500,12 @@ impl Store for SqliteStore {
 
     fn replay_dead(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
         self.write(|conn| {
-            db(conn.execute(
+            exec(
+                conn,
                 "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = ?1
                  WHERE status = 'dead'",
                 params![clock::now_ms()],
-            ))
+            )
         })
     }
 
@@ -512,10 +528,11 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
         self.write(move |conn| {
             let recorded = insert_event(conn, &event, clock::now_ms())?;
-            db(conn.execute(
+            exec(
+                conn,
                 "DELETE FROM quarantine WHERE id = ?1",
                 params![quarantine_id],
-            ))?;
+            )?;
             Ok(recorded)
         })
     }
@@ -526,10 +543,11 @@ impl Store for SqliteStore {
         reason: String,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn| {
-            db(conn.execute(
+            exec(
+                conn,
                 "UPDATE quarantine SET reason = ?2, attempts = attempts + 1 WHERE id = ?1",
                 params![quarantine_id, reason],
-            ))?;
+            )?;
             Ok(())
         })
     }
@@ -570,20 +588,21 @@ impl Store for SqliteStore {
 
     fn prune(&self, before: i64) -> BoxFuture<'_, Result<usize, StoreError>> {
         self.write(move |conn| {
-            db(conn.execute(
+            exec(
+                conn,
                 "DELETE FROM events WHERE status = 'delivered' AND delivered_at < ?1",
                 params![before],
-            ))
+            )
         })
     }
 
     fn record_submission(&self, s: Submission) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn| {
-            db(conn.execute(
+            exec(conn, 
                 "INSERT INTO submissions (id, app, authorizer_appid, first, second, status, submitted_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
                 params![s.id, s.app, s.authorizer_appid, s.first, s.second, s.submitted_at],
-            ))?;
+            )?;
             Ok(())
         })
     }
@@ -646,11 +665,12 @@ impl Store for SqliteStore {
 
     fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(|conn| {
-            db(conn.execute(
+            exec(
+                conn,
                 "INSERT INTO meta (key, value) VALUES ('last_write_check', ?1)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 params![clock::now_ms().to_string()],
-            ))?;
+            )?;
             Ok(())
         })
     }
