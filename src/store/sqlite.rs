@@ -293,7 +293,7 @@ fn db<T>(r: rusqlite::Result<T>) -> Result<T, StoreError> {
 
 /// Inserts `event` unless its id exists; counts the duplicate otherwise.
 fn insert_event(conn: &Connection, event: &Event, now: i64) -> Result<Recorded, StoreError> {
-    let inserted = exec(conn, 
+    let inserted = exec(conn,
         "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at)
          VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?2)
          ON CONFLICT(id) DO NOTHING",
@@ -383,7 +383,7 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             let query = serde_json::to_string(&push.query)
                 .map_err(|e| StoreError::Database(e.to_string()))?;
-            exec(conn, 
+            exec(conn,
                 "INSERT INTO quarantine (id, received_at, app, authorizer_appid, query, body, reason)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
@@ -598,7 +598,7 @@ impl Store for SqliteStore {
 
     fn record_submission(&self, s: Submission) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn| {
-            exec(conn, 
+            exec(conn,
                 "INSERT INTO submissions (id, app, authorizer_appid, first, second, status, submitted_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
                 params![s.id, s.app, s.authorizer_appid, s.first, s.second, s.submitted_at],
