@@ -71,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release");
     let config = wxpush::Config::load(None)?;
-    let app = config.app.clone();
+    let app = config.app;
 
     // Enough distinct pushes for the run; signed now, so well inside the replay window.
     let count = 60_000 * usize::try_from(opts.seconds).unwrap_or(10);
