@@ -48,6 +48,17 @@ fn options() -> Options {
     }
 }
 
+/// The `i`-th distinct push: a category audit with its own `second` and `CreateTime`.
+fn make_push(app: &wxpush::App, i: usize) -> (String, String) {
+    let message = format!(
+        "<xml><ToUserName><![CDATA[gh_load]]></ToUserName><FromUserName><![CDATA[o_load]]></FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[wxa_category_audit]]></Event><ret>{}</ret><first>8</first><second>{i}</second><reason><![CDATA[资质证明不清晰，请重新上传营业执照。资质证明不清晰，请重新上传营业执照。]]></reason></xml>",
+        1_764_000_000 + i,
+        2 + i % 2
+    );
+    let p = simulate::build(app, &message, Mode::Safe);
+    (p.query_string(), p.body)
+}
+
 /// One run's results.
 struct Report {
     name: &'static str,
@@ -73,22 +84,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = wxpush::Config::load(None)?;
     let app = config.app;
 
-    // Enough distinct pushes for the run; signed now, so well inside the replay window.
-    let count = 60_000 * usize::try_from(opts.seconds).unwrap_or(10);
+    // Distinct pushes signed now (well inside the replay window), prepared ahead so that
+    // signing does not compete with the servers; longer runs build the rest on the fly.
+    let count = (60_000 * usize::try_from(opts.seconds).unwrap_or(10)).min(600_000);
     eprintln!("preparing {count} distinct pushes…");
-    let pushes: Arc<Vec<(String, String)>> = Arc::new(
-        (0..count)
-            .map(|i| {
-                let message = format!(
-                    "<xml><ToUserName><![CDATA[gh_load]]></ToUserName><FromUserName><![CDATA[o_load]]></FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[wxa_category_audit]]></Event><ret>{}</ret><first>8</first><second>{i}</second><reason><![CDATA[资质证明不清晰，请重新上传营业执照。资质证明不清晰，请重新上传营业执照。]]></reason></xml>",
-                    1_764_000_000 + i,
-                    2 + i % 2
-                );
-                let p = simulate::build(&app, &message, Mode::Safe);
-                (p.query_string(), p.body)
-            })
-            .collect(),
-    );
+    let pushes: Arc<Vec<(String, String)>> =
+        Arc::new((0..count).map(|i| make_push(&app, i)).collect());
+    let app = Arc::new(app);
 
     if let Some(addr) = &opts.target {
         let runtime = tokio::runtime::Runtime::new()?;
@@ -96,6 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "target",
             addr,
             pushes,
+            Arc::clone(&app),
             opts.connections,
             Duration::from_secs(opts.seconds),
         ))?;
@@ -132,6 +135,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             name,
             &addr,
             Arc::clone(&pushes),
+            Arc::clone(&app),
             opts.connections,
             Duration::from_secs(opts.seconds),
         ))?;
@@ -219,6 +223,7 @@ async fn drive(
     name: &'static str,
     addr: &str,
     pushes: Arc<Vec<(String, String)>>,
+    app: Arc<wxpush::App>,
     connections: usize,
     duration: Duration,
 ) -> Result<Report, Box<dyn std::error::Error>> {
@@ -231,19 +236,25 @@ async fn drive(
     let deadline = started + duration;
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let (client, pushes, next, errors) = (
+        let (client, pushes, next, errors, app) = (
             client.clone(),
             Arc::clone(&pushes),
             Arc::clone(&next),
             Arc::clone(&errors),
+            Arc::clone(&app),
         );
         let url = format!("http://{addr}/wechat");
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(100_000);
             while Instant::now() < deadline {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((query, body)) = pushes.get(i) else {
-                    break;
+                let fresh;
+                let (query, body) = match pushes.get(i) {
+                    Some(push) => push,
+                    None => {
+                        fresh = make_push(&app, i);
+                        &fresh
+                    }
                 };
                 let t = Instant::now();
                 let ok = match client
