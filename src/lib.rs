@@ -26,7 +26,11 @@
 //! | [`dispatch`] | delivery with timeout, backoff and dead events; pruning |
 //! | [`quarantine`] | re-processing quarantined pushes |
 //! | [`clock`] | unix time and RFC 3339 |
-//! | [`handler`] | the `Handler` trait, its erased form, the `log` handler |
+//! | [`observe`] | metric names and the Prometheus recorder |
+//! | [`simulate`] | pushes built as the platform builds them |
+//! | [`diagnose`] | step-by-step checks of a captured push |
+//! | [`category_api`] | the `addcategory` client |
+//! | [`handler`] | the `Handler` trait, its erased form, the `log`, `webhook` and `command` handlers |
 //! | [`telemetry`] | tracing setup |
 //!
 //! # A server with your own handler
