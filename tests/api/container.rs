@@ -165,15 +165,7 @@ async fn metrics_count_known_traffic() {
         200
     );
     served.wait_for_count("category audit", 2);
-    let text = client
-        .client
-        .get(format!("{}/metrics", served.base_url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = client.get_text("/metrics").await;
     let count = |labels: &str| {
         metric(
             &text,

@@ -209,6 +209,18 @@ impl TestApp {
         answer(builder.query(&query).send().await).await
     }
 
+    /// `GET path` on this server, as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .expect("request reached the server")
+            .text()
+            .await
+            .expect("a text body")
+    }
+
     /// The store, for assertions.
     pub fn store(&self) -> &SqliteStore {
         self.store
@@ -297,4 +309,31 @@ pub fn assert_subset(expected: &Value, actual: &Value, at: &str) {
 pub fn signed_safe_push(app: &wxpush::App, message: &str) -> (String, String) {
     let push = wxpush::simulate::build(app, message, wxpush::push::Mode::Safe);
     (push.query_string(), push.body)
+}
+
+/// The id the event of vector `id` gets when received by app `app`.
+pub fn vector_event_id(id: &str, app: &str, authorizer: Option<&str>) -> String {
+    Event::parse(
+        vector(id)["plaintext"].as_str().unwrap_or_default(),
+        app,
+        authorizer,
+    )
+    .id
+}
+
+/// Waits (up to 10 s) until the stored event `id` has `status`.
+pub async fn wait_for_status(
+    app: &TestApp,
+    id: &str,
+    status: wxpush::store::Status,
+) -> wxpush::store::Record {
+    for _ in 0..200 {
+        if let Some(record) = app.store().get(id.to_owned()).await.expect("store reads") {
+            if record.status == status {
+                return record;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("event {id} never reached {status:?}");
 }

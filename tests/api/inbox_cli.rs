@@ -11,7 +11,7 @@ use serde_json::Value;
 use wxpush::Event;
 
 use crate::cli::{Served, wxpush};
-use crate::helpers::{TestApp, vector};
+use crate::helpers::{TestApp, vector, vector_event_id};
 
 fn audit(n: u32) -> String {
     format!(
@@ -220,14 +220,7 @@ async fn retry_quarantined_from_the_cli_delivers_after_the_key_is_fixed() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("1 released"), "{out}");
     let mut served = Served::start(&fixed);
-    let id = Event::parse(
-        vector("safe-xml-passed")["plaintext"]
-            .as_str()
-            .unwrap_or_default(),
-        "demo",
-        None,
-    )
-    .id;
+    let id = vector_event_id("safe-xml-passed", "demo", None);
     wait_all_delivered(&fixed, &HashSet::from([id]));
     served.wait_for("category audit");
     served.terminate();

@@ -11,7 +11,7 @@ use wxpush::handler::webhook;
 use wxpush::store::{Status, Store};
 use wxpush::{BoxHandler, CommandHandler, Event, Secret, WebhookHandler};
 
-use crate::helpers::{Behavior, TestApp, app_toml, vector};
+use crate::helpers::{Behavior, TestApp, app_toml, vector, vector_event_id, wait_for_status};
 
 /// Requests a test receiver saw: headers and body.
 type Seen = Arc<Mutex<Vec<(HeaderMap, String)>>>;
@@ -45,18 +45,6 @@ async fn receiver() -> (String, Seen) {
     (format!("http://{addr}/hook"), seen)
 }
 
-async fn wait_status(app: &TestApp, id: &str, status: Status) -> wxpush::store::Record {
-    for _ in 0..200 {
-        if let Ok(Some(r)) = app.store().get(id.to_owned()).await {
-            if r.status == status {
-                return r;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{id} never reached {status:?}");
-}
-
 /// The webhook handler POSTs the documented JSON with id, timestamp and HMAC headers; a 500
 /// answer is retried, and the 200 that follows marks the event delivered, once.
 #[tokio::test]
@@ -80,15 +68,8 @@ async fn webhook_retries_after_500_and_signs_every_request() {
             .body,
         "success"
     );
-    let id = Event::parse(
-        vector("safe-xml-rejected-utf8")["plaintext"]
-            .as_str()
-            .unwrap_or_default(),
-        "demo",
-        None,
-    )
-    .id;
-    let record = wait_status(&app, &id, Status::Delivered).await;
+    let id = vector_event_id("safe-xml-rejected-utf8", "demo", None);
+    let record = wait_for_status(&app, &id, Status::Delivered).await;
     assert_eq!(record.attempts, 2);
     let requests = seen.lock().expect("lock").clone();
     assert_eq!(
@@ -174,7 +155,7 @@ async fn command_handler_runs_a_script_and_retries_on_failure() {
         .unwrap_or_default()
         .to_owned();
     let id = Event::parse(&plaintext, "platform", Some("wx1111222233334444")).id;
-    let record = wait_status(&app, &id, Status::Delivered).await;
+    let record = wait_for_status(&app, &id, Status::Delivered).await;
     assert_eq!(record.attempts, 2);
     let first = app
         .store()
@@ -228,15 +209,8 @@ async fn a_command_past_its_timeout_is_killed_and_retried() {
         app.send_vector(&vector("safe-xml-passed")).await.body,
         "success"
     );
-    let id = Event::parse(
-        vector("safe-xml-passed")["plaintext"]
-            .as_str()
-            .unwrap_or_default(),
-        "demo",
-        None,
-    )
-    .id;
-    let record = wait_status(&app, &id, Status::Dead).await;
+    let id = vector_event_id("safe-xml-passed", "demo", None);
+    let record = wait_for_status(&app, &id, Status::Dead).await;
     assert!(
         record
             .last_error
@@ -317,15 +291,7 @@ async fn previous_key_and_token_are_accepted_and_counted() {
         .to_owned();
     assert_eq!(app.push_safe("/wechat", &fresh).await.body, "success");
     app.next_event().await;
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base_url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.get_text("/metrics").await;
     for credential in ["token", "encoding_aes_key"] {
         let line = format!(
             "wxpush_previous_credentials_total{{app=\"demo\",credential=\"{credential}\"}}"

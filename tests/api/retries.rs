@@ -3,24 +3,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Duration;
 
 use wxpush::store::{ListFilter, Status, Store};
 
-use crate::helpers::{Behavior, TestApp, app_toml, vector};
-
-/// Waits (up to 10 s) until the stored event `id` has `status`.
-async fn wait_for_status(app: &TestApp, id: &str, status: Status) -> wxpush::store::Record {
-    for _ in 0..200 {
-        if let Some(record) = app.store().get(id.to_owned()).await.expect("store reads") {
-            if record.status == status {
-                return record;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("event {id} never reached {status:?}");
-}
+use crate::helpers::{Behavior, TestApp, app_toml, vector, wait_for_status};
 
 fn audit(create_time: u64, second: u32) -> String {
     format!(
