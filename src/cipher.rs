@@ -169,10 +169,16 @@ pub fn decrypt_any(key: &AesKey, encrypt: &str) -> Result<(Vec<u8>, String), Cip
 
 /// Strips base64, AES, padding and the frame; returns the message and the receive id.
 fn open(key: &AesKey, encrypt: &str) -> Result<(Vec<u8>, Vec<u8>), CipherError> {
-    let compact: String = encrypt
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
+    // Wrapped base64 (line breaks) is accepted; the usual single line is not copied.
+    let compact: std::borrow::Cow<'_, str> = if encrypt.bytes().any(|b| b.is_ascii_whitespace()) {
+        encrypt
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect::<String>()
+            .into()
+    } else {
+        encrypt.into()
+    };
     let mut buf = LENIENT_BASE64
         .decode(compact.as_bytes())
         .map_err(|_| CipherError::Base64)?;
@@ -208,9 +214,12 @@ fn open(key: &AesKey, encrypt: &str) -> Result<(Vec<u8>, Vec<u8>), CipherError> 
             available,
         });
     }
-    let body = &content[header..];
-    let (message, receive_id) = body.split_at(msg_len);
-    Ok((message.to_vec(), receive_id.to_vec()))
+    // Reuse the buffer for the message: cut the padding and the receive id off the end,
+    // then the header off the front.
+    buf.truncate(len - pad_len);
+    let receive_id = buf.split_off(header + msg_len);
+    buf.drain(..header);
+    Ok((buf, receive_id))
 }
 
 /// Encrypts `message` for `appid` as the platform does: fresh `random` prefix, PKCS#7 padding

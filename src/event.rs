@@ -270,12 +270,7 @@ fn identity(fields: &Fields, raw: &str, app: &str, authorizer_appid: Option<&str
         }
     }
     let digest = hasher.finalize();
-    let mut id = String::with_capacity(28);
-    id.push_str("evt_");
-    for b in &digest[..12] {
-        id.push_str(&format!("{b:02x}"));
-    }
-    id
+    format!("evt_{}", crate::signature::to_hex(&digest[..12]))
 }
 
 fn classify(fields: &Fields, event: Option<&str>, info_type: Option<&str>) -> EventKind {

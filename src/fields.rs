@@ -124,11 +124,14 @@ fn strip_bom(text: &str) -> &str {
     text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
-/// One element being read: its name, its text pieces so far, and whether it had children.
+/// One element being read: its name, its text so far, and whether it had children.
 struct Open {
     name: String,
-    /// Text and CDATA pieces in order; `true` marks CDATA.
-    pieces: Vec<(bool, String)>,
+    /// Every text and CDATA piece, concatenated.
+    all: String,
+    /// The same without whitespace-only text pieces (layout around CDATA).
+    significant: String,
+    has_cdata: bool,
     has_children: bool,
 }
 
@@ -136,24 +139,35 @@ impl Open {
     fn new(name: &[u8]) -> Self {
         Self {
             name: String::from_utf8_lossy(name).into_owned(),
-            pieces: Vec::new(),
+            all: String::new(),
+            significant: String::new(),
+            has_cdata: false,
             has_children: false,
         }
+    }
+
+    fn push_text(&mut self, text: &str) {
+        self.all.push_str(text);
+        if !text.trim().is_empty() {
+            self.significant.push_str(text);
+        }
+    }
+
+    fn push_cdata(&mut self, text: &str) {
+        self.has_cdata = true;
+        self.all.push_str(text);
+        self.significant.push_str(text);
     }
 
     /// The element's value. With CDATA, whitespace-only text around it is layout and is
     /// dropped while the CDATA is kept exactly; without, the text is trimmed.
     fn into_field(self) -> (String, String) {
-        let has_cdata = self.pieces.iter().any(|(cdata, _)| *cdata);
-        let value = if has_cdata {
-            self.pieces
-                .into_iter()
-                .filter(|(cdata, text)| *cdata || !text.trim().is_empty())
-                .map(|(_, text)| text)
-                .collect()
+        let value = if self.has_cdata {
+            self.significant
+        } else if self.all.trim().len() == self.all.len() {
+            self.all
         } else {
-            let text: String = self.pieces.into_iter().map(|(_, text)| text).collect();
-            text.trim().to_owned()
+            self.all.trim().to_owned()
         };
         (self.name, value)
     }
@@ -185,20 +199,18 @@ fn read_xml(text: &str) -> Fields {
             }
             Ok(XmlEvent::Text(t)) => {
                 if let Some(open) = stack.last_mut() {
-                    let text = unescape(&String::from_utf8_lossy(t.as_ref()));
-                    open.pieces.push((false, text));
+                    open.push_text(&unescape(&String::from_utf8_lossy(t.as_ref())));
                 }
             }
             Ok(XmlEvent::GeneralRef(r)) => {
                 if let Some(open) = stack.last_mut() {
                     let name = String::from_utf8_lossy(r.as_ref());
-                    open.pieces.push((false, unescape(&format!("&{name};"))));
+                    open.push_text(&unescape(&format!("&{name};")));
                 }
             }
             Ok(XmlEvent::CData(c)) => {
                 if let Some(open) = stack.last_mut() {
-                    let text = String::from_utf8_lossy(c.as_ref()).into_owned();
-                    open.pieces.push((true, text));
+                    open.push_cdata(&String::from_utf8_lossy(c.as_ref()));
                 }
             }
             Ok(XmlEvent::End(_)) => {
@@ -226,9 +238,9 @@ fn read_xml(text: &str) -> Fields {
 
 /// Resolves the five predefined entities and character references; anything else stays
 /// as written.
-fn unescape(text: &str) -> String {
+fn unescape(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.contains('&') {
-        return text.to_owned();
+        return text.into();
     }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -265,7 +277,7 @@ fn unescape(text: &str) -> String {
         }
     }
     out.push_str(rest);
-    out
+    out.into()
 }
 
 fn read_json(text: &str) -> Fields {
