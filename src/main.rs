@@ -99,7 +99,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: &Config) -> anyhow::Result<()> {
-    wxpush::telemetry::init(config.log_format);
+    let _log_flush = wxpush::telemetry::init_buffered(config.log_format);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         if config.uses_demo_credentials() {

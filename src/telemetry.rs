@@ -9,13 +9,33 @@ use crate::config::LogFormat;
 /// The filter used when `RUST_LOG` is not set.
 pub const DEFAULT_FILTER: &str = "wxpush=info,tower_http=warn";
 
-/// Installs the global subscriber. Calling it twice is harmless (the second call is ignored).
+/// Installs the global subscriber, writing to stderr directly. Calling it twice is harmless
+/// (the second call is ignored).
 pub fn init(format: LogFormat) {
+    install(format, std::io::stderr);
+}
+
+/// Installs the global subscriber with stderr written by a background thread, so that request
+/// and delivery threads never wait on a write to a slow terminal or pipe. Nothing is dropped
+/// (a full buffer makes the logger wait); keep the guard alive until exit, which flushes it.
+pub fn init_buffered(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("wxpush-log")
+        .finish(std::io::stderr());
+    install(format, writer);
+    guard
+}
+
+fn install<W>(format: LogFormat, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let _already_set = match format {
