@@ -21,6 +21,8 @@ pub fn init(format: LogFormat) {
 pub fn init_buffered(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        // A short queue: enough to absorb bursts, small enough to keep memory flat.
+        .buffered_lines_limit(4096)
         .thread_name("wxpush-log")
         .finish(std::io::stderr());
     install(format, writer);
