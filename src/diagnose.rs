@@ -8,7 +8,6 @@ use crate::cipher::{self, CipherError};
 use crate::event::Event;
 use crate::fields::{Fields, Format};
 use crate::push::PushQuery;
-use crate::signature;
 
 /// One check and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,13 +116,9 @@ fn diagnose_one(
         return d;
     }
 
-    let tokens: Vec<(&str, bool)> = app.tokens().collect();
+    // The request path's own check: current token, then the previous one.
     let matches = |given: &str, parts: &[&str]| {
-        tokens.iter().find_map(|(token, previous)| {
-            let mut all = vec![*token];
-            all.extend_from_slice(parts);
-            signature::verify(given, &all).is_ok().then_some(*previous)
-        })
+        crate::push::verify_with_tokens(app, given, parts, "signature").ok()
     };
     let with = |previous: bool| {
         if previous {

@@ -152,10 +152,7 @@ impl Dispatcher {
         record: Record,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Option<(String, BoxFuture<'_, Result<(), StoreError>>)> {
-        let mut event = record.event;
-        event.attempts = record.attempts;
-        event.last_error = record.last_error;
-        let event = &event;
+        let event = &record.event;
         metrics::counter!(observe::DELIVERY_ATTEMPTS).increment(1);
         let started = std::time::Instant::now();
         let call = tokio::time::timeout(self.policy.attempt_timeout, self.handler.handle(event));

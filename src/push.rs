@@ -117,7 +117,7 @@ pub fn url_check<'q>(app: &App, query: &'q PushQuery) -> Result<&'q str, PushErr
 }
 
 /// Tries the current token, then the previous one; says whether the previous one matched.
-fn verify_with_tokens(
+pub(crate) fn verify_with_tokens(
     app: &App,
     given: &str,
     parts: &[&str],

@@ -275,11 +275,11 @@ impl Config {
         let retention_days = positive(raw.retention_days, "retention_days", 7)?;
         let retention = Duration::from_secs(retention_days as u64 * 86_400);
         let delivery = DeliveryPolicy {
-            attempt_timeout: Duration::from_secs(positive(
+            attempt_timeout: secs(
                 raw.delivery.attempt_timeout_secs,
                 "delivery.attempt_timeout_secs",
                 1,
-            )? as u64),
+            )?,
             max_attempts: u32::try_from(positive(
                 raw.delivery.max_attempts,
                 "delivery.max_attempts",
@@ -291,11 +291,11 @@ impl Config {
                 "delivery.backoff_initial_ms",
                 1,
             )? as u64),
-            backoff_max: Duration::from_secs(positive(
+            backoff_max: secs(
                 raw.delivery.backoff_max_secs,
                 "delivery.backoff_max_secs",
                 1,
-            )? as u64),
+            )?,
         };
         let handler = match raw.handler.trim() {
             "log" => HandlerKind::Log,
@@ -428,6 +428,11 @@ fn mask(len: usize) -> String {
     format!("******** ({len} characters, hidden)")
 }
 
+/// A whole number of seconds of at least `min`.
+fn secs(value: i64, key: &str, min: i64) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(positive(value, key, min)? as u64))
+}
+
 fn positive(value: i64, key: &str, min: i64) -> Result<usize, ConfigError> {
     if value < min {
         return Err(ConfigError::new(
@@ -517,8 +522,7 @@ fn validate_webhook(raw: RawWebhook) -> Result<WebhookConfig, ConfigError> {
         ));
     }
     let secret = (!raw.secret.is_empty()).then(|| Secret::new(raw.secret));
-    let timeout =
-        Duration::from_secs(positive(raw.timeout_secs, "webhook.timeout_secs", 1)? as u64);
+    let timeout = secs(raw.timeout_secs, "webhook.timeout_secs", 1)?;
     Ok(WebhookConfig {
         url,
         secret,
@@ -534,8 +538,7 @@ fn validate_command(raw: RawCommand) -> Result<CommandConfig, ConfigError> {
             "expected a program and its arguments, e.g. [\"/usr/local/bin/on-event\", \"--verbose\"] (env WXPUSH_COMMAND) for handler = \"command\"",
         ));
     }
-    let timeout =
-        Duration::from_secs(positive(raw.timeout_secs, "command.timeout_secs", 1)? as u64);
+    let timeout = secs(raw.timeout_secs, "command.timeout_secs", 1)?;
     Ok(CommandConfig {
         program,
         shell: raw.shell,

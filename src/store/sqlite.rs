@@ -347,14 +347,19 @@ fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
     let app: String = row.get(3)?;
     let authorizer: Option<String> = row.get(4)?;
     let message: String = row.get(5)?;
+    let attempts: u32 = row.get(6)?;
+    let last_error: Option<String> = row.get(7)?;
     let mut event = Event::parse(&message, &app, authorizer.as_deref());
     event.id = id;
     event.received_at = Some(received_at);
+    // The handler sees the same delivery state the inbox records.
+    event.attempts = attempts;
+    event.last_error.clone_from(&last_error);
     Ok(Record {
         event,
         status: Status::parse(&status).unwrap_or(Status::Pending),
-        attempts: row.get(6)?,
-        last_error: row.get(7)?,
+        attempts,
+        last_error,
         next_attempt_at: row.get(8)?,
         delivered_at: row.get(9)?,
         duplicates: row.get(10)?,
