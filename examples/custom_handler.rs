@@ -68,7 +68,7 @@ impl Handler for CategoryBoard {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(None)?;
     wxpush::telemetry::init(config.log_format);
-    let store = wxpush::store::open(&config)?;
+    let store = wxpush::store::open(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!("listening on {}", listener.local_addr()?);
     let shutdown = async {

@@ -4,7 +4,10 @@
 //! the last attempt.
 //!
 //! It wakes when the request path stores a new event, when a retry falls due, and once a
-//! second (to pick up replays made by the events CLI from another process). On shutdown it
+//! second (to pick up replays made by the events CLI, or events stored by other replicas
+//! on a shared store). On a shared store the events it takes are leased to it; it starts an
+//! attempt only while the lease outlasts the attempt's timeout, and gives back the events
+//! it did not attempt. On shutdown it
 //! lets the attempt in flight finish for a short grace period; an unfinished event stays
 //! pending and is delivered after the restart.
 
@@ -120,8 +123,18 @@ impl Dispatcher {
             // after the batch, so they share the store's group commit instead of one fsync
             // per event. Until then a crash only means those events are delivered again.
             let mut marks = Vec::new();
-            for record in due {
-                if *shutdown.borrow() {
+            let mut due = due.into_iter();
+            while let Some(record) = due.next() {
+                if *shutdown.borrow() || !self.lease_covers_attempt(&record) {
+                    // Leased events not attempted go back at once rather than waiting for
+                    // their lease to expire.
+                    let unattempted = std::iter::once(record)
+                        .chain(due.by_ref())
+                        .map(|r| r.event.id)
+                        .collect();
+                    if let Err(error) = self.store.release(unattempted).await {
+                        tracing::warn!(%error, "cannot release leased events; they are taken again when the lease expires");
+                    }
                     break;
                 }
                 if let Some(mark) = self.attempt(record, &mut shutdown).await {
@@ -135,6 +148,18 @@ impl Dispatcher {
             }
         }
         tracing::debug!("dispatcher stopped");
+    }
+
+    /// Whether an attempt started now would end (at its timeout) before the event's lease
+    /// does. After the lease another instance may take the event, so an attempt that could
+    /// outlive it is not started.
+    fn lease_covers_attempt(&self, record: &Record) -> bool {
+        let Some(lease) = &record.lease else {
+            return true;
+        };
+        let attempt =
+            i64::try_from(self.policy.attempt_timeout.as_millis()).unwrap_or(i64::MAX / 4);
+        clock::now_ms().saturating_add(attempt) < lease.until
     }
 
     async fn idle(&self, wait: Duration, shutdown: &mut watch::Receiver<bool>) {

@@ -50,7 +50,7 @@
 //!
 //! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = Config::load(None)?;
-//! let store = wxpush::store::open(&config)?;
+//! let store = wxpush::store::open(&config).await?;
 //! let listener = tokio::net::TcpListener::bind(config.listen).await?;
 //! let shutdown = async { let _ = tokio::signal::ctrl_c().await; };
 //! wxpush::server::run(&config, store, BoxHandler::new(MyHandler), listener, shutdown).await?;

@@ -107,9 +107,9 @@ fn serve(config: &Config) -> anyhow::Result<()> {
                 "!!! USING THE PUBLIC DEMO CREDENTIALS: anyone can sign pushes for this server. Set WXPUSH_TOKEN, WXPUSH_ENCODING_AES_KEY and WXPUSH_APPID (or a --config file) before registering the URL. !!!"
             );
         }
-        let store = wxpush::store::open(config).with_context(|| {
-            format!("opening the inbox in data_dir {}", config.data_dir.display())
-        })?;
+        let store = wxpush::store::open(config)
+            .await
+            .with_context(|| format!("opening {}", config.store_description()))?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -117,7 +117,7 @@ fn serve(config: &Config) -> anyhow::Result<()> {
         let handler = wxpush::handler::from_config(&config.handler)
             .map_err(|e| anyhow::anyhow!("setting up the {} handler: {e}", config.handler.name()))?;
         let apps: Vec<&str> = config.apps().map(|a| a.name.as_str()).collect();
-        tracing::info!(apps = ?apps, handler = config.handler.name(), data_dir = %config.data_dir.display(), "listening on {addr}");
+        tracing::info!(apps = ?apps, handler = config.handler.name(), store = %config.store_description(), "listening on {addr}");
         wxpush::server::run(config, store, handler, listener, shutdown_signal())
             .await
             .context("serving")?;

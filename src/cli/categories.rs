@@ -99,7 +99,8 @@ pub(crate) fn add_category(config: &Config, args: AddCategoryArgs) -> anyhow::Re
             .await
             .map_err(|e| anyhow::anyhow!("addcategory failed: {e}"))?;
         let store = wxpush::store::open(config)
-            .with_context(|| format!("opening the inbox in {}", config.data_dir.display()))?;
+            .await
+            .with_context(|| format!("opening {}", config.store_description()))?;
         for category in &request.categories {
             let now = clock::now_ms();
             store
@@ -135,7 +136,8 @@ pub(crate) fn list(config: &Config, json: bool) -> anyhow::Result<()> {
         .build()?;
     let rows = runtime.block_on(async {
         let store = wxpush::store::open(config)
-            .with_context(|| format!("opening the inbox in {}", config.data_dir.display()))?;
+            .await
+            .with_context(|| format!("opening {}", config.store_description()))?;
         anyhow::Ok(store.submissions().await?)
     })?;
     if json {

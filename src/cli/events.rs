@@ -56,7 +56,8 @@ pub(crate) fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()>
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let store = wxpush::store::open(config)
-            .with_context(|| format!("opening the inbox in {}", config.data_dir.display()))?;
+            .await
+            .with_context(|| format!("opening {}", config.store_description()))?;
         match command {
             EventsCommand::List {
                 status,

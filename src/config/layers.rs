@@ -15,6 +15,23 @@ pub(super) const ENV_OVERRIDES: &[(&str, &[&str], ValueKind)] = &[
     ),
     ("WXPUSH_HANDLER", &["handler"], ValueKind::Text),
     ("WXPUSH_DATA_DIR", &["data_dir"], ValueKind::Text),
+    ("WXPUSH_STORE", &["store"], ValueKind::Text),
+    ("WXPUSH_DATABASE_URL", &["postgres", "url"], ValueKind::Text),
+    (
+        "WXPUSH_POSTGRES_SCHEMA",
+        &["postgres", "schema"],
+        ValueKind::Text,
+    ),
+    (
+        "WXPUSH_POSTGRES_POOL_SIZE",
+        &["postgres", "pool_size"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_POSTGRES_LEASE_SECS",
+        &["postgres", "lease_secs"],
+        ValueKind::Integer,
+    ),
     (
         "WXPUSH_MAX_CLOCK_SKEW_SECS",
         &["max_clock_skew_secs"],

@@ -11,10 +11,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod layers;
+mod store;
 
 #[cfg(test)]
 use layers::{ENV_OVERRIDES, ValueKind};
 use layers::{apply_env, merge, parse_toml};
+pub use store::{PostgresConfig, StoreKind};
 
 use crate::app::App;
 use crate::cipher::AesKey;
@@ -36,8 +38,10 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// The handler receiving events.
     pub handler: HandlerKind,
-    /// Directory of the durable inbox.
+    /// Directory of the durable inbox (the SQLite store) and of nothing else.
     pub data_dir: PathBuf,
+    /// Which inbox holds the events.
+    pub store: StoreKind,
     /// Largest accepted distance between a push's timestamp and the clock; `None` = no check.
     pub max_clock_skew: Option<Duration>,
     /// How long delivered events (and their dedup memory) are kept.
@@ -131,6 +135,8 @@ struct RawConfig {
     body_limit_bytes: i64,
     handler: String,
     data_dir: String,
+    store: String,
+    postgres: store::RawPostgres,
     max_clock_skew_secs: i64,
     retention_days: i64,
     delivery: RawDelivery,
@@ -297,6 +303,7 @@ impl Config {
                 1,
             )?,
         };
+        let store = store::validate_store(&raw.store, raw.postgres, delivery.attempt_timeout)?;
         let handler = match raw.handler.trim() {
             "log" => HandlerKind::Log,
             "webhook" => HandlerKind::Webhook(validate_webhook(raw.webhook)?),
@@ -341,6 +348,7 @@ impl Config {
             body_limit_bytes,
             handler,
             data_dir,
+            store,
             max_clock_skew,
             retention,
             delivery,
@@ -348,6 +356,19 @@ impl Config {
             app,
             extra_apps,
         })
+    }
+
+    /// Where events are stored, for messages: the SQLite file or the PostgreSQL target.
+    pub fn store_description(&self) -> String {
+        match &self.store {
+            StoreKind::Sqlite => format!(
+                "the SQLite inbox {}",
+                self.data_dir.join(crate::store::sqlite::DB_FILE).display()
+            ),
+            StoreKind::Postgres(pg) => {
+                format!("PostgreSQL {} (schema {})", pg.target, pg.schema)
+            }
+        }
     }
 
     /// True while the app still uses the public demo credentials.
@@ -368,11 +389,12 @@ impl Config {
             LogFormat::Json => "json",
         };
         let mut out = format!(
-            "listen = \"{}\"\nbody_limit_bytes = {}\nhandler = \"{}\"\ndata_dir = \"{}\"\nmax_clock_skew_secs = {}\nretention_days = {}\n\n[delivery]\nattempt_timeout_secs = {}\nmax_attempts = {}\nbackoff_initial_ms = {}\nbackoff_max_secs = {}\n\n[log]\nformat = \"{format}\"\n",
+            "listen = \"{}\"\nbody_limit_bytes = {}\nhandler = \"{}\"\ndata_dir = \"{}\"\nstore = \"{}\"\nmax_clock_skew_secs = {}\nretention_days = {}\n\n[delivery]\nattempt_timeout_secs = {}\nmax_attempts = {}\nbackoff_initial_ms = {}\nbackoff_max_secs = {}\n\n[log]\nformat = \"{format}\"\n",
             self.listen,
             self.body_limit_bytes,
             self.handler.name(),
             self.data_dir.display(),
+            self.store.name(),
             self.max_clock_skew.map_or(0, |d| d.as_secs()),
             self.retention.as_secs() / 86_400,
             self.delivery.attempt_timeout.as_secs(),
@@ -380,6 +402,16 @@ impl Config {
             self.delivery.backoff_initial.as_millis(),
             self.delivery.backoff_max.as_secs(),
         );
+        if let StoreKind::Postgres(pg) = &self.store {
+            let _ = write!(
+                out,
+                "\n[postgres]\nurl = \"{} (password hidden)\"\nschema = \"{}\"\npool_size = {}\nlease_secs = {}\n",
+                pg.target,
+                pg.schema,
+                pg.pool_size,
+                pg.lease.as_secs()
+            );
+        }
         match &self.handler {
             HandlerKind::Log => {}
             HandlerKind::Webhook(w) => {
@@ -579,6 +611,9 @@ mod tests {
                     (&"WXPUSH_LISTEN", _) => "127.0.0.1:1",
                     (&"WXPUSH_HANDLER", _) => "log",
                     (&"WXPUSH_LOG_FORMAT", _) => "json",
+                    (&"WXPUSH_STORE", _) => "postgres",
+                    (&"WXPUSH_DATABASE_URL", _) => "postgres://u:p@db.example/inbox",
+                    (&"WXPUSH_POSTGRES_LEASE_SECS", _) => "5000",
                     (&"WXPUSH_ENCODING_AES_KEY", _) => {
                         "FqRfJtSZ1eTemafkXIDruAmV0cJPssQEyOyi7ODadSB"
                     }
@@ -598,6 +633,13 @@ mod tests {
         assert_eq!(cfg.delivery.max_attempts, 4096);
         assert_eq!(cfg.retention.as_secs(), 4096 * 86_400);
         assert_eq!(cfg.log_format, LogFormat::Json);
+        let StoreKind::Postgres(pg) = &cfg.store else {
+            return Err(ConfigError::new("store", "expected postgres"));
+        };
+        assert_eq!(
+            (pg.schema.as_str(), pg.pool_size, pg.lease.as_secs()),
+            ("abc123", 4096, 5000)
+        );
         Ok(())
     }
 

@@ -21,6 +21,7 @@ const SECRET_VARS: &[&str] = &[
     "WXPUSH_PREVIOUS_ENCODING_AES_KEY",
     "WXPUSH_WEBHOOK_SECRET",
     "WXPUSH_ACCESS_TOKEN",
+    "WXPUSH_DATABASE_URL",
 ];
 
 /// Runs a program per event.

@@ -4,23 +4,30 @@
 //! [`Store`] is the interface the request path, the dispatcher and the CLI use; [`sqlite`]
 //! is the embedded implementation. A shared server store can implement the same trait.
 
+pub mod postgres;
 pub mod sqlite;
 
 use serde::Serialize;
 
 use crate::clock;
+use crate::config::StoreKind;
 use crate::event::Event;
 use crate::handler::BoxFuture;
 use crate::push::PushQuery;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-/// Opens the store the configuration names (the embedded SQLite inbox in `data_dir`).
+/// Opens the store the configuration names: the embedded SQLite inbox in `data_dir`, or
+/// the PostgreSQL database (connecting and migrating its schema).
 ///
 /// # Errors
-/// [`StoreError::Open`] when the data dir or database cannot be created or written.
-pub fn open(config: &crate::Config) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    Ok(std::sync::Arc::new(SqliteStore::open(&config.data_dir)?))
+/// [`StoreError::Open`] when the data dir or database cannot be created, reached or written.
+pub async fn open(config: &crate::Config) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(match &config.store {
+        StoreKind::Sqlite => std::sync::Arc::new(SqliteStore::open(&config.data_dir)?),
+        StoreKind::Postgres(pg) => std::sync::Arc::new(PostgresStore::open(pg).await?),
+    })
 }
 
 /// Where an event is in its life.
@@ -77,6 +84,17 @@ pub struct Record {
     pub delivered_at: Option<i64>,
     /// How many platform retries of it were answered without storing it again.
     pub duplicates: u32,
+    /// Which instance holds it for delivery, until when (shared stores only).
+    pub lease: Option<Lease>,
+}
+
+/// An instance's claim on a pending event while it attempts delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The instance (`host/pid/random`).
+    pub owner: String,
+    /// When the claim expires and other instances may take the event (unix ms).
+    pub until: i64,
 }
 
 #[derive(Serialize)]
@@ -282,7 +300,8 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a push that could not be processed.
     fn quarantine(&self, push: QuarantinedPush) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// Pending events due at `now` (unix ms), oldest arrival first.
+    /// Pending events due at `now` (unix ms), oldest arrival first. A shared store leases
+    /// them to this instance (see [`Store::lease`]) so no other instance takes them.
     fn due(&self, now: i64, limit: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
 
     /// When the earliest pending event is due, if any.
@@ -342,4 +361,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks that the store can still write.
     fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// How long events returned by [`Store::due`] stay leased to this instance; `None` for
+    /// a store only one instance uses.
+    fn lease(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Gives back leased events this instance did not attempt, so they are due at once.
+    fn release(&self, ids: Vec<String>) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = ids;
+        Box::pin(async { Ok(()) })
+    }
 }

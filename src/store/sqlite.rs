@@ -363,6 +363,7 @@ fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
         next_attempt_at: row.get(8)?,
         delivered_at: row.get(9)?,
         duplicates: row.get(10)?,
+        lease: None,
     })
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
-use wxpush::store::{SqliteStore, Store};
+use wxpush::store::Store;
 use wxpush::{BoxError, BoxHandler, Config, Event, Handler};
 
 /// The shared test vectors, copied from the project's fixtures.
@@ -95,7 +95,7 @@ pub struct TestApp {
     /// The effective configuration.
     pub config: Config,
     /// The store the server writes to.
-    pub store: Option<Arc<SqliteStore>>,
+    pub store: Option<Arc<dyn Store>>,
     /// Handler calls so far.
     pub calls: Arc<AtomicU32>,
     /// The data dir (removed when the last holder drops it).
@@ -120,6 +120,16 @@ impl TestApp {
         Self::spawn_with(&app_toml(name), Behavior::default()).await
     }
 
+    /// Starts a server for the vectors app `name`, with `store_toml` appended to its config
+    /// (empty for the SQLite inbox, [`pg_toml`] for PostgreSQL).
+    pub async fn spawn_on(name: &str, store_toml: &str) -> Self {
+        Self::spawn_with(
+            &format!("{}{store_toml}", app_toml(name)),
+            Behavior::default(),
+        )
+        .await
+    }
+
     /// Starts a server from TOML over the defaults, in a fresh data dir.
     pub async fn spawn_with(toml: &str, behavior: Behavior) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
@@ -133,7 +143,7 @@ impl TestApp {
         }
         let toml = format!("data_dir = \"{}\"\n{toml}", dir.path().display());
         let config = Config::from_toml(&toml).expect("test config is valid");
-        let store = Arc::new(SqliteStore::open(&config.data_dir).expect("store opens"));
+        let store = wxpush::store::open(&config).await.expect("store opens");
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .expect("bind loopback");
@@ -150,7 +160,7 @@ impl TestApp {
             }),
         };
         let run_config = config.clone();
-        let run_store: Arc<dyn Store> = store.clone();
+        let run_store = Arc::clone(&store);
         let task = tokio::spawn(async move {
             wxpush::server::run(&run_config, run_store, handler, listener, async {
                 let _ = shutdown_rx.await;
@@ -222,7 +232,7 @@ impl TestApp {
     }
 
     /// The store, for assertions.
-    pub fn store(&self) -> &SqliteStore {
+    pub fn store(&self) -> &dyn Store {
         self.store
             .as_deref()
             .expect("a server started by the harness")
@@ -336,4 +346,31 @@ pub async fn wait_for_status(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("event {id} never reached {status:?}");
+}
+
+/// The PostgreSQL test database, from `WXPUSH_TEST_DATABASE_URL`. Without it the caller
+/// skips (with a message saying so), except in CI (`CI` set), where it must be there.
+pub fn database_url() -> Option<String> {
+    match std::env::var("WXPUSH_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => panic!(
+            "CI is set but WXPUSH_TEST_DATABASE_URL is not: run the tests with `.ci/with-postgres cargo test`"
+        ),
+        _ => {
+            eprintln!(
+                "SKIPPED: PostgreSQL test (WXPUSH_TEST_DATABASE_URL is unset; `.ci/with-postgres cargo test` runs it)"
+            );
+            None
+        }
+    }
+}
+
+/// A schema name no other test uses.
+pub fn fresh_schema() -> String {
+    format!("t_{:016x}", rand::random::<u64>())
+}
+
+/// Config TOML (a `[postgres]` table, appended last) selecting the database in `schema`.
+pub fn pg_toml(url: &str, schema: &str) -> String {
+    format!("\n[postgres]\nurl = \"{url}\"\nschema = \"{schema}\"\n")
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 use wxpush::config::{CommandConfig, WebhookConfig};
 use wxpush::handler::webhook;
-use wxpush::store::{Status, Store};
+use wxpush::store::Status;
 use wxpush::{BoxHandler, CommandHandler, Event, Secret, WebhookHandler};
 
 use crate::helpers::{Behavior, TestApp, app_toml, vector, vector_event_id, wait_for_status};

@@ -7,6 +7,7 @@ mod debug_tools;
 mod helpers;
 mod inbox_cli;
 mod integrations;
+mod postgres;
 mod properties;
 mod push;
 mod retries;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::sync::Semaphore;
-use wxpush::store::Store;
 use wxpush::{Event, EventKind};
 
 use crate::helpers::{Behavior, TestApp, app_toml, assert_subset, vector, vectors};
@@ -16,9 +15,15 @@ use crate::helpers::{Behavior, TestApp, app_toml, assert_subset, vector, vectors
 /// undecryptable ones are acknowledged and quarantined, never delivered.
 #[tokio::test]
 async fn every_post_vector_gets_its_expected_status_and_event() {
+    post_vector_suite(String::new).await;
+}
+
+/// The POST vector suite against servers (one per app) whose config ends with
+/// `store_toml()`.
+pub(crate) async fn post_vector_suite(store_toml: impl Fn() -> String) {
     let doc = vectors();
     for name in ["demo", "platform"] {
-        let mut app = TestApp::spawn(name).await;
+        let mut app = TestApp::spawn_on(name, &store_toml()).await;
         let mut expected: HashMap<String, (String, Value)> = HashMap::new();
         let mut quarantined = 0;
         for v in doc["vectors"].as_array().into_iter().flatten() {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use wxpush::store::{ListFilter, Status, Store};
+use wxpush::store::{ListFilter, Status};
 
 use crate::helpers::{Behavior, TestApp, app_toml, vector, wait_for_status};
 

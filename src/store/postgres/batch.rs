@@ -1,0 +1,207 @@
+//! Group commit for the two writes on the hot path: storing a push and marking a delivery.
+//!
+//! One task takes everything queued since its last commit and writes it in one transaction
+//! with a few set-based statements (a multi-row insert from arrays, one update for the
+//! duplicates, one for the deliveries), so under load many pushes share one round trip
+//! and one WAL flush. A deadlock or serialization failure (two replicas inserting the same
+//! retries in another order) retries the transaction; any other failure fails every write
+//! in the batch, and the pushes are answered 503 so the platform sends them again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use deadpool_postgres::{Pool, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::errors::{classify, is_transient, pool_error};
+use super::{resolve_submission, text};
+use crate::event::Event;
+use crate::store::{Recorded, StoreError};
+
+/// Most writes committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// Attempts of one batch when the database reports a deadlock or serialization failure.
+const TRANSIENT_ATTEMPTS: usize = 3;
+
+/// A write waiting for the next group commit.
+pub(super) enum Write {
+    /// Store a new event (or count a duplicate).
+    Record {
+        event: Box<Event>,
+        now: i64,
+        reply: oneshot::Sender<Result<Recorded, StoreError>>,
+    },
+    /// Mark an event delivered.
+    Delivered {
+        id: String,
+        at: i64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// Transactions committed and the writes they carried.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub(super) commits: AtomicU64,
+    pub(super) writes: AtomicU64,
+}
+
+/// Starts the group-commit task; it ends when every sender is dropped.
+pub(super) fn spawn(pool: Pool, counters: Arc<Counters>) -> mpsc::UnboundedSender<Write> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(write) => batch.push(write),
+                    Err(_) => break,
+                }
+            }
+            let result = commit_with_retries(&pool, &batch).await;
+            if result.is_ok() {
+                counters.commits.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .writes
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            } else if let Err(error) = &result {
+                tracing::error!(%error, writes = batch.len(), "store: batch not committed; nothing in it is acknowledged");
+            }
+            reply(batch, result);
+        }
+    });
+    tx
+}
+
+fn reply(batch: Vec<Write>, result: Result<Vec<Recorded>, StoreError>) {
+    let mut recorded = match &result {
+        Ok(outcomes) => outcomes.clone().into_iter(),
+        Err(_) => Vec::new().into_iter(),
+    };
+    for write in batch {
+        match write {
+            Write::Record { reply, .. } => {
+                let outcome = match &result {
+                    Ok(_) => recorded.next().ok_or(StoreError::Closed),
+                    Err(e) => Err(e.clone()),
+                };
+                let _ = reply.send(outcome);
+            }
+            Write::Delivered { reply, .. } => {
+                let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+            }
+        }
+    }
+}
+
+async fn commit_with_retries(pool: &Pool, batch: &[Write]) -> Result<Vec<Recorded>, StoreError> {
+    let mut attempt = 1;
+    loop {
+        let mut client = pool.get().await.map_err(pool_error)?;
+        let outcome = async {
+            let tx = client.transaction().await?;
+            let recorded = write_batch(&tx, batch).await?;
+            tx.commit().await?;
+            Ok::<_, tokio_postgres::Error>(recorded)
+        }
+        .await;
+        match outcome {
+            Ok(recorded) => return Ok(recorded),
+            Err(e) if is_transient(&e) && attempt < TRANSIENT_ATTEMPTS => {
+                tracing::debug!(error = %classify(&e), attempt, "store: batch conflicted with another instance; retrying");
+                attempt += 1;
+            }
+            Err(e) => return Err(classify(&e)),
+        }
+    }
+}
+
+/// Runs the batch's statements; returns the outcome of each `Record`, in batch order.
+async fn write_batch(
+    tx: &Transaction<'_>,
+    batch: &[Write],
+) -> Result<Vec<Recorded>, tokio_postgres::Error> {
+    let mut records: Vec<(&Event, i64)> = Vec::new();
+    let mut delivered: Vec<&str> = Vec::new();
+    let mut delivered_at = 0;
+    for write in batch {
+        match write {
+            Write::Record { event, now, .. } => records.push((&**event, *now)),
+            Write::Delivered { id, at, .. } => {
+                delivered.push(id);
+                delivered_at = delivered_at.max(*at);
+            }
+        }
+    }
+    let mut outcomes = Vec::with_capacity(records.len());
+    if !records.is_empty() {
+        // Rows are inserted in id order so that two instances inserting overlapping
+        // batches take their locks in the same order.
+        let mut sorted: Vec<&(&Event, i64)> = records.iter().collect();
+        sorted.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        let ids: Vec<&str> = sorted.iter().map(|(e, _)| e.id.as_str()).collect();
+        let times: Vec<i64> = sorted.iter().map(|(_, now)| *now).collect();
+        let apps: Vec<String> = sorted.iter().map(|(e, _)| text(&e.app)).collect();
+        let authorizers: Vec<Option<String>> = sorted
+            .iter()
+            .map(|(e, _)| e.authorizer_appid.as_deref().map(text))
+            .collect();
+        let names: Vec<String> = sorted.iter().map(|(e, _)| text(e.name())).collect();
+        let messages: Vec<&[u8]> = sorted.iter().map(|(e, _)| e.raw.as_bytes()).collect();
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at)
+                 SELECT id, ts, 'pending', app, auth, name, msg, ts
+                 FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::bytea[])
+                      WITH ORDINALITY AS t(id, ts, app, auth, name, msg, ord)
+                 ORDER BY ord
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING id",
+            )
+            .await?;
+        let rows = tx
+            .query(
+                &insert,
+                &[&ids, &times, &apps, &authorizers, &names, &messages],
+            )
+            .await?;
+        let mut inserted: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        let mut duplicates: HashMap<&str, i32> = HashMap::new();
+        let mut latest = 0;
+        for (event, now) in &records {
+            if inserted.remove(&event.id) {
+                outcomes.push(Recorded::New);
+                resolve_submission(tx, event, *now).await?;
+            } else {
+                outcomes.push(Recorded::Duplicate);
+                *duplicates.entry(event.id.as_str()).or_default() += 1;
+                latest = latest.max(*now);
+            }
+        }
+        if !duplicates.is_empty() {
+            let mut counted: Vec<(&str, i32)> = duplicates.into_iter().collect();
+            counted.sort_unstable();
+            let (ids, counts): (Vec<&str>, Vec<i32>) = counted.into_iter().unzip();
+            let update = tx
+                .prepare_cached(
+                    "UPDATE events e SET duplicates = e.duplicates + d.n, last_duplicate_at = $3
+                     FROM unnest($1::text[], $2::int4[]) AS d(id, n) WHERE e.id = d.id",
+                )
+                .await?;
+            tx.execute(&update, &[&ids, &counts, &latest]).await?;
+        }
+    }
+    if !delivered.is_empty() {
+        delivered.sort_unstable();
+        let update = tx
+            .prepare_cached(
+                "UPDATE events SET status = 'delivered', attempts = attempts + 1, delivered_at = $2,
+                 next_attempt_at = NULL, lease_owner = NULL WHERE id = ANY($1)",
+            )
+            .await?;
+        tx.execute(&update, &[&delivered, &delivered_at]).await?;
+    }
+    Ok(outcomes)
+}

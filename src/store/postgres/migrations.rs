@@ -1,0 +1,164 @@
+//! The PostgreSQL schema, as numbered migrations embedded in the binary.
+//!
+//! Every instance runs [`migrate`] on start. It takes a transaction-scoped advisory lock for
+//! the schema first, so instances starting together apply each migration once: the others
+//! wait, then find it recorded in `wxpush_migrations`. A database migrated by a newer
+//! wxpush is refused rather than misread.
+
+use tokio_postgres::Client;
+
+use super::errors::{classify, open_error};
+use crate::store::StoreError;
+
+/// One step of the schema's history. Never edit a released one: add the next.
+struct Migration {
+    version: i32,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "events, quarantine, submissions, meta",
+    sql: "
+CREATE TABLE events (
+    seq               bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    id                text PRIMARY KEY,
+    received_at       bigint NOT NULL,
+    status            text NOT NULL,
+    app               text NOT NULL,
+    authorizer_appid  text,
+    event_name        text NOT NULL,
+    message           bytea NOT NULL,
+    attempts          integer NOT NULL DEFAULT 0,
+    last_error        text,
+    next_attempt_at   bigint,
+    delivered_at      bigint,
+    duplicates        integer NOT NULL DEFAULT 0,
+    last_duplicate_at bigint,
+    lease_owner       text
+);
+CREATE INDEX events_pending ON events (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX events_delivered ON events (delivered_at) WHERE status = 'delivered';
+CREATE INDEX events_status ON events (status, seq);
+CREATE INDEX events_name ON events (event_name, seq);
+CREATE TABLE quarantine (
+    seq              bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    id               text PRIMARY KEY,
+    received_at      bigint NOT NULL,
+    app              text NOT NULL,
+    authorizer_appid text,
+    query            text NOT NULL,
+    body             bytea NOT NULL,
+    reason           text NOT NULL,
+    attempts         integer NOT NULL DEFAULT 0
+);
+CREATE TABLE submissions (
+    seq              bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    id               text PRIMARY KEY,
+    app              text NOT NULL,
+    authorizer_appid text,
+    first            text NOT NULL,
+    second           text NOT NULL,
+    status           text NOT NULL,
+    reason           text NOT NULL DEFAULT '',
+    submitted_at     bigint NOT NULL,
+    resolved_at      bigint,
+    event_id         text
+);
+CREATE INDEX submissions_open ON submissions (app, first, second) WHERE status = 'pending';
+CREATE TABLE meta (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+",
+}];
+
+/// The newest schema version this build knows.
+pub(super) fn latest() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Creates `schema` if missing and applies the migrations it lacks, in one transaction.
+/// Returns the versions applied now (empty when the schema was current).
+pub(super) async fn migrate(
+    client: &mut Client,
+    schema: &str,
+    target: &str,
+) -> Result<Vec<i32>, StoreError> {
+    let fail = |e: StoreError| open_error(target, format!("migrating schema {schema}: {e}"));
+    let tx = client.transaction().await.map_err(|e| fail(classify(&e)))?;
+    // One lock per schema: instances of different deployments sharing a database (or tests
+    // using a schema each) do not wait for each other.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('wxpush:' || $1))",
+        &[&schema],
+    )
+    .await
+    .map_err(|e| fail(classify(&e)))?;
+    let exists = tx
+        .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+        .await
+        .map_err(|e| fail(classify(&e)))?
+        .is_some();
+    if !exists {
+        // The name was validated as [a-z_][a-z0-9_]*, so it needs no quoting.
+        tx.batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .map_err(|e| fail(classify(&e)))?;
+    }
+    tx.batch_execute(&format!(
+        "SET LOCAL search_path TO {schema};
+         CREATE TABLE IF NOT EXISTS wxpush_migrations (
+             version    integer PRIMARY KEY,
+             name       text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );"
+    ))
+    .await
+    .map_err(|e| fail(classify(&e)))?;
+    let applied: Vec<i32> = tx
+        .query(
+            "SELECT version FROM wxpush_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .map_err(|e| fail(classify(&e)))?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    if let Some(&newest) = applied.last() {
+        if newest > latest() {
+            return Err(open_error(
+                target,
+                format!(
+                    "schema {schema} is at version {newest}, made by a newer wxpush; this one knows versions up to {}. Run the newer wxpush, or point this one at another schema (postgres.schema)",
+                    latest()
+                ),
+            ));
+        }
+    }
+    let mut now_applied = Vec::new();
+    for migration in MIGRATIONS {
+        if applied.contains(&migration.version) {
+            continue;
+        }
+        tx.batch_execute(migration.sql).await.map_err(|e| {
+            fail(StoreError::Database(format!(
+                "migration {} ({}): {}",
+                migration.version,
+                migration.name,
+                classify(&e)
+            )))
+        })?;
+        tx.execute(
+            "INSERT INTO wxpush_migrations (version, name) VALUES ($1, $2)",
+            &[&migration.version, &migration.name],
+        )
+        .await
+        .map_err(|e| fail(classify(&e)))?;
+        now_applied.push(migration.version);
+    }
+    tx.commit().await.map_err(|e| fail(classify(&e)))?;
+    Ok(now_applied)
+}

@@ -1,0 +1,726 @@
+//! The shared store: a PostgreSQL database that any number of wxpush replicas use at once.
+//!
+//! - The schema is created and upgraded on start by embedded, numbered [`migrations`].
+//! - Pushes and delivery marks are written by a group-commit task ([`batch`]); a push is
+//!   answered only after its transaction commits.
+//! - The event id is the primary key: a platform retry that reaches another replica is
+//!   counted as a duplicate, never stored twice.
+//! - Dispatchers take due events with `FOR UPDATE SKIP LOCKED` and lease them for
+//!   `postgres.lease_secs`: no two replicas attempt the same event at once, and the events
+//!   of a replica that dies are taken by the others when its lease expires.
+
+mod batch;
+mod errors;
+mod migrations;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::{NoTls, Row};
+
+use self::batch::{Counters, Write};
+use self::errors::{classify, open_error, pool_error};
+use super::{
+    Lease, ListFilter, QuarantinedPush, Record, Recorded, Stats, Status, Store, StoreError,
+    Submission,
+};
+use crate::clock;
+use crate::config::PostgresConfig;
+use crate::event::Event;
+use crate::handler::BoxFuture;
+use crate::push::PushQuery;
+
+/// Longest a statement may run before the server cancels it.
+const STATEMENT_TIMEOUT_MS: u32 = 30_000;
+
+/// Longest a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Delivered events deleted per statement when pruning, so no statement runs long.
+const PRUNE_CHUNK: i64 = 10_000;
+
+const EVENT_COLUMNS: &str = "id, received_at, status, app, authorizer_appid, message, attempts, \
+                             last_error, next_attempt_at, delivered_at, duplicates, lease_owner";
+
+/// The PostgreSQL store. Cheap to share behind an `Arc`.
+pub struct PostgresStore {
+    pool: Pool,
+    writes: mpsc::UnboundedSender<Write>,
+    counters: Arc<Counters>,
+    owner: String,
+    lease: Duration,
+    target: String,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("target", &self.target)
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects, migrates the schema and starts the group-commit task.
+    ///
+    /// # Errors
+    /// [`StoreError::Open`] naming the database (never the password) and what failed:
+    /// unreachable server, authentication, permissions, or a schema from a newer wxpush.
+    pub async fn open(config: &PostgresConfig) -> Result<Self, StoreError> {
+        let target = format!("{} (schema {})", config.target, config.schema);
+        let mut pg: tokio_postgres::Config =
+            config.url.expose().parse().map_err(|e| {
+                open_error(&target, format!("not a PostgreSQL connection URL: {e}"))
+            })?;
+        let options = format!(
+            "{} -c search_path={} -c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            pg.get_options().unwrap_or_default(),
+            config.schema
+        );
+        pg.options(options.trim_start());
+        if pg.get_application_name().is_none() {
+            pg.application_name("wxpush");
+        }
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(CONNECT_TIMEOUT * 2))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| open_error(&target, e))?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| open_error(&target, pool_error(e)))?;
+        let applied = migrations::migrate(&mut client, &config.schema, &target).await?;
+        if !applied.is_empty() {
+            tracing::info!(versions = ?applied, "migrated the PostgreSQL schema {}", config.schema);
+        }
+        drop(client);
+        let counters = Arc::new(Counters::default());
+        let writes = batch::spawn(pool.clone(), Arc::clone(&counters));
+        Ok(Self {
+            pool,
+            writes,
+            counters,
+            owner: instance_name(),
+            lease: config.lease,
+            target,
+        })
+    }
+
+    /// This instance's name in leases (`host/pid/random`).
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// `(transactions committed, writes they carried)` by the group-commit task.
+    pub fn commit_counts(&self) -> (u64, u64) {
+        (
+            self.counters.commits.load(Ordering::Relaxed),
+            self.counters.writes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The newest schema version this build applies.
+    pub fn schema_version() -> i32 {
+        migrations::latest()
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Runs one statement on a pooled connection; returns the rows it changed.
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(|e| classify(&e))?;
+        client
+            .execute(&stmt, params)
+            .await
+            .map_err(|e| classify(&e))
+    }
+
+    /// Runs one query on a pooled connection.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(|e| classify(&e))?;
+        client.query(&stmt, params).await.map_err(|e| classify(&e))
+    }
+}
+
+/// `host/pid/random`: unique per process, readable in `events show`.
+fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "wxpush".to_owned());
+    format!(
+        "{host}/{}/{:06x}",
+        std::process::id(),
+        rand::random::<u32>() & 0xff_ffff
+    )
+}
+
+/// Text for a `text` column: PostgreSQL cannot store NUL characters, which a signed push
+/// may still carry in a field; they become U+FFFD. (Whole messages are stored as bytes.)
+pub(super) fn text(value: &str) -> String {
+    if value.contains('\0') {
+        value.replace('\0', "\u{FFFD}")
+    } else {
+        value.to_owned()
+    }
+}
+
+fn row_to_record(row: &Row) -> Result<Record, StoreError> {
+    row_to_record_at(row, 0)
+}
+
+/// Reads [`EVENT_COLUMNS`] starting at column `base`.
+fn row_to_record_at(row: &Row, base: usize) -> Result<Record, StoreError> {
+    let get = |e: tokio_postgres::Error| StoreError::Database(format!("reading an event: {e}"));
+    let id: String = row.try_get(base).map_err(get)?;
+    let received_at: i64 = row.try_get(base + 1).map_err(get)?;
+    let status: String = row.try_get(base + 2).map_err(get)?;
+    let app: String = row.try_get(base + 3).map_err(get)?;
+    let authorizer: Option<String> = row.try_get(base + 4).map_err(get)?;
+    let message: Vec<u8> = row.try_get(base + 5).map_err(get)?;
+    let attempts: i32 = row.try_get(base + 6).map_err(get)?;
+    let last_error: Option<String> = row.try_get(base + 7).map_err(get)?;
+    let next_attempt_at: Option<i64> = row.try_get(base + 8).map_err(get)?;
+    let duplicates: i32 = row.try_get(base + 10).map_err(get)?;
+    let lease_owner: Option<String> = row.try_get(base + 11).map_err(get)?;
+    let message = String::from_utf8(message)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    let attempts = u32::try_from(attempts).unwrap_or(0);
+    let mut event = Event::parse(&message, &app, authorizer.as_deref());
+    event.id = id;
+    event.received_at = Some(received_at);
+    event.attempts = attempts;
+    event.last_error.clone_from(&last_error);
+    let status = Status::parse(&status).unwrap_or(Status::Pending);
+    let lease = match (status, lease_owner, next_attempt_at) {
+        (Status::Pending, Some(owner), Some(until)) => Some(Lease { owner, until }),
+        _ => None,
+    };
+    Ok(Record {
+        event,
+        status,
+        attempts,
+        last_error,
+        next_attempt_at,
+        delivered_at: row.try_get(base + 9).map_err(get)?,
+        duplicates: u32::try_from(duplicates).unwrap_or(0),
+        lease,
+    })
+}
+
+fn row_to_quarantined(row: &Row) -> Result<QuarantinedPush, StoreError> {
+    let get = |e: tokio_postgres::Error| StoreError::Database(format!("reading quarantine: {e}"));
+    let query: String = row.try_get(4).map_err(get)?;
+    Ok(QuarantinedPush {
+        id: row.try_get(0).map_err(get)?,
+        received_at: row.try_get(1).map_err(get)?,
+        app: row.try_get(2).map_err(get)?,
+        authorizer_appid: row.try_get(3).map_err(get)?,
+        query: serde_json::from_str::<PushQuery>(&query).unwrap_or_default(),
+        body: row.try_get(5).map_err(get)?,
+        reason: row.try_get(6).map_err(get)?,
+    })
+}
+
+fn submission_text(v: &Option<crate::event::Scalar>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+/// A new category-audit event resolves the newest pending submission of the same app,
+/// categories and (where both know it) authorizer.
+pub(super) async fn resolve_submission(
+    client: &impl GenericClient,
+    event: &Event,
+    now: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let Some(audit) = event.category_audit() else {
+        return Ok(());
+    };
+    let stmt = client
+        .prepare_cached(
+            "UPDATE submissions SET status = $1, reason = $2, resolved_at = $3, event_id = $4
+             WHERE seq = (SELECT seq FROM submissions
+                          WHERE status = 'pending' AND app = $5 AND first = $6 AND second = $7
+                            AND (authorizer_appid IS NULL OR $8::text IS NULL OR authorizer_appid = $8)
+                          ORDER BY seq DESC LIMIT 1)",
+        )
+        .await?;
+    client
+        .execute(
+            &stmt,
+            &[
+                &audit.result.as_str(),
+                &text(&audit.reason),
+                &now,
+                &event.id,
+                &text(&event.app),
+                &text(submission_text(&audit.first).trim()),
+                &text(submission_text(&audit.second).trim()),
+                &event.authorizer_appid.as_deref().map(text),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Stores one event outside the batch (re-processed quarantine), inside `tx`.
+async fn insert_one(
+    tx: &deadpool_postgres::Transaction<'_>,
+    event: &Event,
+    now: i64,
+) -> Result<Recorded, tokio_postgres::Error> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at)
+             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $2)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .await?;
+    let inserted = tx
+        .execute(
+            &stmt,
+            &[
+                &event.id,
+                &now,
+                &text(&event.app),
+                &event.authorizer_appid.as_deref().map(text),
+                &text(event.name()),
+                &event.raw.as_bytes(),
+            ],
+        )
+        .await?;
+    if inserted == 1 {
+        resolve_submission(tx, event, now).await?;
+        return Ok(Recorded::New);
+    }
+    let stmt = tx
+        .prepare_cached(
+            "UPDATE events SET duplicates = duplicates + 1, last_duplicate_at = $2 WHERE id = $1",
+        )
+        .await?;
+    tx.execute(&stmt, &[&event.id, &now]).await?;
+    Ok(Recorded::Duplicate)
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n.max(1)).unwrap_or(i64::MAX)
+}
+
+impl Store for PostgresStore {
+    fn record(&self, event: Event) -> BoxFuture<'_, Result<Recorded, StoreError>> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.writes.send(Write::Record {
+            event: Box::new(event),
+            now: clock::now_ms(),
+            reply,
+        });
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::Closed)?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn quarantine(&self, push: QuarantinedPush) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let query = serde_json::to_string(&push.query)
+                .map_err(|e| StoreError::Database(e.to_string()))?;
+            self.execute(
+                "INSERT INTO quarantine (id, received_at, app, authorizer_appid, query, body, reason)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &push.id,
+                    &push.received_at,
+                    &text(&push.app),
+                    &push.authorizer_appid.as_deref().map(text),
+                    &text(&query),
+                    &push.body,
+                    &text(&push.reason),
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn due(&self, now: i64, limit_n: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
+        Box::pin(async move {
+            let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 4);
+            let until = now.saturating_add(lease_ms);
+            let rows = self
+                .query(
+                    &format!(
+                        "WITH due AS (
+                             SELECT id FROM events
+                             WHERE status = 'pending' AND next_attempt_at <= $1
+                             ORDER BY seq LIMIT $2
+                             FOR UPDATE SKIP LOCKED)
+                         UPDATE events e SET next_attempt_at = $3, lease_owner = $4
+                         FROM due WHERE e.id = due.id
+                         RETURNING e.seq, {}",
+                        EVENT_COLUMNS
+                            .split(", ")
+                            .map(|c| format!("e.{}", c.trim()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    &[&now, &limit(limit_n), &until, &self.owner],
+                )
+                .await?;
+            let mut records = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let seq: i64 = row
+                    .try_get(0)
+                    .map_err(|e| StoreError::Database(e.to_string()))?;
+                records.push((seq, row_to_record_at(row, 1)?));
+            }
+            records.sort_by_key(|(seq, _)| *seq);
+            Ok(records.into_iter().map(|(_, r)| r).collect())
+        })
+    }
+
+    fn next_due_at(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        Box::pin(async move {
+            let rows = self
+                .query(
+                    "SELECT min(next_attempt_at) FROM events WHERE status = 'pending'",
+                    &[],
+                )
+                .await?;
+            Ok(rows.first().and_then(|r| r.get::<_, Option<i64>>(0)))
+        })
+    }
+
+    fn mark_delivered(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.writes.send(Write::Delivered {
+            id,
+            at: clock::now_ms(),
+            reply,
+        });
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::Closed)?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn mark_failed(
+        &self,
+        id: String,
+        error: String,
+        retry_at: Option<i64>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let status = if retry_at.is_some() {
+                "pending"
+            } else {
+                "dead"
+            };
+            // Only while this instance still holds the lease: after it expired, another
+            // instance owns the event and its outcome counts.
+            self.execute(
+                "UPDATE events SET status = $2, attempts = attempts + 1, last_error = $3,
+                 next_attempt_at = $4, lease_owner = NULL
+                 WHERE id = $1 AND (lease_owner IS NULL OR lease_owner = $5)",
+                &[&id, &status, &text(&error), &retry_at, &self.owner],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn release(&self, ids: Vec<String>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(());
+            }
+            self.execute(
+                "UPDATE events SET next_attempt_at = $2, lease_owner = NULL
+                 WHERE id = ANY($1) AND status = 'pending' AND lease_owner = $3",
+                &[&ids, &clock::now_ms(), &self.owner],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn get(&self, id: String) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+        Box::pin(async move {
+            let rows = self
+                .query(
+                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"),
+                    &[&id],
+                )
+                .await?;
+            rows.first().map(row_to_record).transpose()
+        })
+    }
+
+    fn list(&self, filter: ListFilter) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
+        Box::pin(async move {
+            let status = filter.status.map(Status::as_str);
+            let rows = self
+                .query(
+                    &format!(
+                        "SELECT {EVENT_COLUMNS} FROM events
+                         WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR event_name = $2)
+                         ORDER BY seq DESC LIMIT $3"
+                    ),
+                    &[&status, &filter.event, &limit(filter.limit)],
+                )
+                .await?;
+            rows.iter().map(row_to_record).collect()
+        })
+    }
+
+    fn replay(&self, ids: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let n = self
+                .execute(
+                    "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = $2,
+                     delivered_at = NULL, lease_owner = NULL WHERE id = ANY($1)",
+                    &[&ids, &clock::now_ms()],
+                )
+                .await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn replay_dead(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let n = self
+                .execute(
+                    "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = $1,
+                     lease_owner = NULL WHERE status = 'dead'",
+                    &[&clock::now_ms()],
+                )
+                .await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn quarantined(&self, n: usize) -> BoxFuture<'_, Result<Vec<QuarantinedPush>, StoreError>> {
+        Box::pin(async move {
+            let rows = self
+                .query(
+                    "SELECT id, received_at, app, authorizer_appid, query, body, reason
+                     FROM quarantine ORDER BY seq LIMIT $1",
+                    &[&limit(n)],
+                )
+                .await?;
+            rows.iter().map(row_to_quarantined).collect()
+        })
+    }
+
+    fn release_quarantined(
+        &self,
+        quarantine_id: String,
+        event: Event,
+    ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let outcome = async {
+                let tx = client.transaction().await?;
+                let recorded = insert_one(&tx, &event, clock::now_ms()).await?;
+                tx.execute("DELETE FROM quarantine WHERE id = $1", &[&quarantine_id])
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, tokio_postgres::Error>(recorded)
+            }
+            .await;
+            outcome.map_err(|e| classify(&e))
+        })
+    }
+
+    fn requarantine(
+        &self,
+        quarantine_id: String,
+        reason: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.execute(
+                "UPDATE quarantine SET reason = $2, attempts = attempts + 1 WHERE id = $1",
+                &[&quarantine_id, &text(&reason)],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>> {
+        Box::pin(async move {
+            let mut stats = Stats::default();
+            let rows = self
+                .query(
+                    "SELECT status, count(*), coalesce(sum(duplicates), 0)::int8 FROM events GROUP BY status",
+                    &[],
+                )
+                .await?;
+            for row in &rows {
+                let status: String = row.get(0);
+                let count = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+                stats.duplicates += u64::try_from(row.get::<_, i64>(2)).unwrap_or(0);
+                match Status::parse(&status) {
+                    Some(Status::Pending) => stats.pending = count,
+                    Some(Status::Delivered) => stats.delivered = count,
+                    Some(Status::Dead) => stats.dead = count,
+                    _ => {}
+                }
+            }
+            let rows = self
+                .query(
+                    "SELECT (SELECT count(*) FROM quarantine),
+                            (SELECT min(received_at) FROM events WHERE status = 'pending')",
+                    &[],
+                )
+                .await?;
+            if let Some(row) = rows.first() {
+                stats.quarantined = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+                stats.oldest_pending_at = row.get(1);
+            }
+            Ok(stats)
+        })
+    }
+
+    fn prune(&self, before: i64) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let mut total = 0usize;
+            loop {
+                let n = self
+                    .execute(
+                        "DELETE FROM events WHERE id IN (
+                             SELECT id FROM events WHERE status = 'delivered' AND delivered_at < $1
+                             LIMIT $2)",
+                        &[&before, &PRUNE_CHUNK],
+                    )
+                    .await?;
+                total += usize::try_from(n).unwrap_or(usize::MAX);
+                if n < u64::try_from(PRUNE_CHUNK).unwrap_or(u64::MAX) {
+                    return Ok(total);
+                }
+            }
+        })
+    }
+
+    fn record_submission(&self, s: Submission) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.execute(
+                "INSERT INTO submissions (id, app, authorizer_appid, first, second, status, submitted_at)
+                 VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
+                &[
+                    &s.id,
+                    &text(&s.app),
+                    &s.authorizer_appid.as_deref().map(text),
+                    &text(&s.first),
+                    &text(&s.second),
+                    &s.submitted_at,
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn submissions(&self) -> BoxFuture<'_, Result<Vec<Submission>, StoreError>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            let rows = self
+                .query(
+                    "SELECT id, app, authorizer_appid, first, second, status, reason, submitted_at,
+                            resolved_at, event_id FROM submissions ORDER BY seq DESC",
+                    &[],
+                )
+                .await?;
+            for r in &rows {
+                out.push(Submission {
+                    id: r.get(0),
+                    app: r.get(1),
+                    authorizer_appid: r.get(2),
+                    first: r.get(3),
+                    second: r.get(4),
+                    status: r.get(5),
+                    reason: r.get(6),
+                    submitted_at: r.get(7),
+                    resolved_at: r.get(8),
+                    event_id: r.get(9),
+                });
+            }
+            let rows = self
+                .query(
+                    &format!(
+                        "SELECT {EVENT_COLUMNS} FROM events WHERE event_name = 'wxa_category_audit'
+                         AND NOT EXISTS (SELECT 1 FROM submissions s WHERE s.event_id = events.id)
+                         ORDER BY seq DESC"
+                    ),
+                    &[],
+                )
+                .await?;
+            for row in &rows {
+                let event = row_to_record(row)?.event;
+                let Some(audit) = event.category_audit() else {
+                    continue;
+                };
+                out.push(Submission {
+                    id: event.id.clone(),
+                    app: event.app.clone(),
+                    authorizer_appid: event.authorizer_appid.clone(),
+                    first: submission_text(&audit.first),
+                    second: submission_text(&audit.second),
+                    status: "unmatched".into(),
+                    reason: audit.reason.clone(),
+                    submitted_at: event.received_at.unwrap_or_default(),
+                    resolved_at: event.received_at,
+                    event_id: Some(event.id.clone()),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_write_check', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&clock::now_ms().to_string()],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn lease(&self) -> Option<Duration> {
+        Some(self.lease)
+    }
+}
