@@ -5,7 +5,11 @@
 //! ```sh
 //! cargo run --release --example loadgen -- [--seconds 10] [--connections 64]
 //! cargo run --release --example loadgen -- --target 127.0.0.1:8080   # an already running wxpush
+//! cargo run --release --example loadgen -- --database-url postgres://user:pw@127.0.0.1/db
 //! ```
+//!
+//! With `--database-url`, a third run drives wxpush on the PostgreSQL store (in a schema of
+//! its own, dropped afterwards) and prints its throughput as a ratio to the embedded store.
 //!
 //! It builds both servers first (`cargo build --release`), then prints requests/s, p50/p99
 //! latency, errors (anything but `200 success`), the server's peak RSS and CPU time per
@@ -26,6 +30,8 @@ struct Options {
     connections: usize,
     /// Drive an already running wxpush at this address (host:port) only, e.g. to profile it.
     target: Option<String>,
+    /// Also run wxpush on this PostgreSQL database.
+    database_url: Option<String>,
 }
 
 fn options() -> Options {
@@ -37,14 +43,17 @@ fn options() -> Options {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
+    let text = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     Options {
+        database_url: text("--database-url"),
         seconds: value("--seconds", 10),
         connections: usize::try_from(value("--connections", 64)).unwrap_or(64),
-        target: args
-            .iter()
-            .position(|a| a == "--target")
-            .and_then(|i| args.get(i + 1))
-            .cloned(),
+        target: text("--target"),
     }
 }
 
@@ -114,17 +123,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let data = tempfile_dir()?;
     let mut reports = Vec::new();
-    for name in ["bare", "wxpush"] {
+    let schema = format!("loadgen_{}", std::process::id());
+    let mut names = vec!["bare", "wxpush"];
+    if opts.database_url.is_some() {
+        names.push("wxpush-pg");
+    }
+    for name in names {
         let (mut child, addr) = match name {
             "bare" => start(
                 Command::new(target.join("examples/bare")).arg("127.0.0.1:0"),
                 false,
             )?,
-            _ => start(
+            "wxpush" => start(
                 Command::new(target.join("wxpush"))
                     .arg("serve")
                     .env("WXPUSH_LISTEN", "127.0.0.1:0")
                     .env("WXPUSH_DATA_DIR", &data),
+                true,
+            )?,
+            _ => start(
+                Command::new(target.join("wxpush"))
+                    .arg("serve")
+                    .env("WXPUSH_LISTEN", "127.0.0.1:0")
+                    .env("WXPUSH_DATA_DIR", &data)
+                    .env(
+                        "WXPUSH_DATABASE_URL",
+                        opts.database_url.as_deref().unwrap_or_default(),
+                    )
+                    .env("WXPUSH_POSTGRES_SCHEMA", &schema),
                 true,
             )?,
         };
@@ -152,6 +178,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     }
     let _ = std::fs::remove_dir_all(&data);
+    if let Some(url) = &opts.database_url {
+        drop_schema(url, &schema)?;
+    }
 
     println!(
         "\n{:<8} {:>10} {:>9} {:>9} {:>9} {:>7} {:>10} {:>12}",
@@ -171,12 +200,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             r.cpu.as_secs_f64() * 1e6 / r.requests.max(1) as f64,
         );
     }
-    if let [bare, wx] = &reports[..] {
-        let ratio = (wx.requests as f64 / wx.elapsed.as_secs_f64())
-            / (bare.requests as f64 / bare.elapsed.as_secs_f64());
-        println!("\nwxpush / bare throughput: {ratio:.2}");
+    let rps = |r: &Report| r.requests as f64 / r.elapsed.as_secs_f64();
+    if let [bare, wx, ..] = &reports[..] {
+        println!("\nwxpush / bare throughput: {:.2}", rps(wx) / rps(bare));
+    }
+    if let [_, wx, pg] = &reports[..] {
+        println!(
+            "wxpush on PostgreSQL / on SQLite throughput: {:.2} (the PostgreSQL server's own CPU is not in CPU/request)",
+            rps(pg) / rps(wx)
+        );
     }
     Ok(())
+}
+
+/// Removes the schema the PostgreSQL run wrote to.
+fn drop_schema(url: &str, schema: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await?;
+        Ok(())
+    })
 }
 
 fn tempfile_dir() -> std::io::Result<PathBuf> {

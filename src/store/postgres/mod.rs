@@ -1,7 +1,7 @@
 //! The shared store: a PostgreSQL database that any number of wxpush replicas use at once.
 //!
-//! - The schema is created and upgraded on start by embedded, numbered [`migrations`].
-//! - Pushes and delivery marks are written by a group-commit task ([`batch`]); a push is
+//! - The schema is created and upgraded on start by embedded, numbered migrations (`migrations.rs`).
+//! - Pushes and delivery marks are written by a group-commit task (`batch.rs`); a push is
 //!   answered only after its transaction commits.
 //! - The event id is the primary key: a platform retry that reaches another replica is
 //!   counted as a duplicate, never stored twice.
