@@ -101,6 +101,7 @@ impl Dispatcher {
 
     /// Runs until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut abandoned = Vec::new();
         while !*shutdown.borrow() {
             let now = clock::now_ms();
             let due = match self.store.due(now, BATCH).await {
@@ -137,14 +138,29 @@ impl Dispatcher {
                     }
                     break;
                 }
-                if let Some(mark) = self.attempt(record, &mut shutdown).await {
-                    marks.push(mark);
+                match self.attempt(record, &mut shutdown).await {
+                    Attempt::Delivered(id, mark) => marks.push((id, mark)),
+                    Attempt::Failed => {}
+                    Attempt::Abandoned(id) => abandoned.push(id),
                 }
             }
             for (id, mark) in marks {
                 if let Err(error) = mark.await {
                     tracing::error!(%id, %error, "delivered, but cannot record it; it will be delivered again");
                 }
+            }
+        }
+        // On a shared store, events leased to this instance go back to the others now
+        // rather than when their leases expire; an abandoned attempt keeps its lease, as it
+        // may still be running in the handler's world.
+        match self.store.release_all(abandoned).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                released = n,
+                "shutdown: gave back leased events to the other instances"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "shutdown: cannot give back leased events; other instances take them when the leases expire")
             }
         }
         tracing::debug!("dispatcher stopped");
@@ -172,11 +188,7 @@ impl Dispatcher {
 
     /// One handler call. After a success, returns the queued (not yet awaited) write that
     /// marks the event delivered.
-    async fn attempt(
-        &self,
-        record: Record,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Option<(String, BoxFuture<'_, Result<(), StoreError>>)> {
+    async fn attempt(&self, record: Record, shutdown: &mut watch::Receiver<bool>) -> Attempt<'_> {
         let event = &record.event;
         metrics::counter!(observe::DELIVERY_ATTEMPTS).increment(1);
         let started = std::time::Instant::now();
@@ -188,7 +200,7 @@ impl Dispatcher {
                 Ok(outcome) => outcome,
                 Err(_) => {
                     tracing::warn!(id = %event.id, "shutdown: delivery still running; the event stays pending and is delivered after restart");
-                    return None;
+                    return Attempt::Abandoned(event.id.clone());
                 }
             },
         };
@@ -200,10 +212,10 @@ impl Dispatcher {
                 } else {
                     tracing::debug!(id = %event.id, event = event.name(), "delivered");
                 }
-                return Some((
+                return Attempt::Delivered(
                     event.id.clone(),
                     self.store.mark_delivered(event.id.clone()),
-                ));
+                );
             }
             Ok(Err(error)) => error.to_string(),
             Err(_) => format!(
@@ -240,8 +252,18 @@ impl Dispatcher {
         {
             tracing::error!(id = %event.id, error = %store_error, "cannot record the failed attempt");
         }
-        None
+        Attempt::Failed
     }
+}
+
+/// How one handler call ended.
+enum Attempt<'a> {
+    /// Accepted; the write marking it delivered is queued.
+    Delivered(String, BoxFuture<'a, Result<(), StoreError>>),
+    /// Failed; the failure is recorded.
+    Failed,
+    /// Still running when shutdown's grace period ended.
+    Abandoned(String),
 }
 
 /// Deletes delivered events older than `retention`, now and then every hour, until

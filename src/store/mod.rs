@@ -373,4 +373,11 @@ pub trait Store: Send + Sync + 'static {
         let _ = ids;
         Box::pin(async { Ok(()) })
     }
+
+    /// On shutdown: gives back every event leased to this instance except `keep` (an
+    /// attempt abandoned mid-way, left to its lease); returns how many.
+    fn release_all(&self, keep: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
+        let _ = keep;
+        Box::pin(async { Ok(0) })
+    }
 }

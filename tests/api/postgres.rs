@@ -448,3 +448,50 @@ fn database_connection_errors_are_clear_and_hide_the_password() {
     assert!(err.contains("password authentication failed"), "{err}");
     assert!(!err.contains("not-the-password"), "{err}");
 }
+
+/// New events wait in memory for the instance that stored them, leased to it; when its
+/// dispatcher falls behind (thousands waiting), further events are stored without a lease
+/// so that any instance can take them at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_beyond_memory_is_left_to_any_instance() {
+    let Some(url) = database_url() else { return };
+    let schema = fresh_schema();
+    let busy = Arc::new(open_store(&url, &schema).await.expect("opens"));
+    let idle = open_store(&url, &schema).await.expect("opens");
+    let mut n = 0;
+    while n < 5000 {
+        let tasks: Vec<_> = (n..n + 500)
+            .map(|i| {
+                let store = Arc::clone(&busy);
+                tokio::spawn(async move { store.record(audit(i)).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task").expect("records");
+        }
+        n += 500;
+    }
+    let taken = idle
+        .due(wxpush::clock::now_ms(), 10_000)
+        .await
+        .expect("due");
+    assert!(
+        !taken.is_empty() && taken.len() < 5000,
+        "the other instance took {} of 5000",
+        taken.len()
+    );
+    assert!(
+        taken
+            .iter()
+            .all(|r| r.lease.as_ref().map(|l| l.owner.as_str()) == Some(idle.owner()))
+    );
+    let own = busy
+        .due(wxpush::clock::now_ms(), 10_000)
+        .await
+        .expect("due");
+    assert_eq!(
+        own.len() + taken.len(),
+        5000,
+        "every event with exactly one instance"
+    );
+}

@@ -7,9 +7,9 @@
 //! retries in another order) retries the transaction; any other failure fails every write
 //! in the batch, and the pushes are answered 503 so the platform sends them again.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::{Pool, Transaction};
 use tokio::sync::{mpsc, oneshot};
@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::errors::{classify, is_transient, pool_error};
 use super::{resolve_submission, text};
 use crate::event::Event;
-use crate::store::{Recorded, StoreError};
+use crate::store::{Lease, Record, Recorded, Status, StoreError};
 
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -48,8 +48,61 @@ pub(super) struct Counters {
     pub(super) writes: AtomicU64,
 }
 
+/// Who new events are leased to: the instance that stored them delivers them first, from
+/// memory, so the common case needs neither a claim nor a read.
+#[derive(Debug, Clone)]
+pub(super) struct Owner {
+    /// The instance's name.
+    pub(super) name: String,
+    /// Lease length in milliseconds.
+    pub(super) lease_ms: i64,
+    /// The events handed to this instance's dispatcher.
+    pub(super) fresh: Arc<Fresh>,
+}
+
+/// Events this instance stored and holds the lease on, for its own dispatcher, oldest
+/// first. Bounded: when the dispatcher falls behind, new events are stored without a lease
+/// and any instance claims them from the database.
+#[derive(Debug, Default)]
+pub(super) struct Fresh {
+    queue: Mutex<VecDeque<Record>>,
+}
+
+impl Fresh {
+    /// Most events waiting in memory.
+    const CAP: usize = 4096;
+
+    fn has_room(&self) -> bool {
+        self.queue
+            .lock()
+            .map(|q| q.len() < Self::CAP)
+            .unwrap_or(false)
+    }
+
+    fn push(&self, record: Record) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.push_back(record);
+        }
+    }
+
+    /// Takes up to `n` events, oldest first.
+    pub(super) fn take(&self, n: usize) -> Vec<Record> {
+        match self.queue.lock() {
+            Ok(mut queue) => {
+                let n = n.min(queue.len());
+                queue.drain(..n).collect()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
 /// Starts the group-commit task; it ends when every sender is dropped.
-pub(super) fn spawn(pool: Pool, counters: Arc<Counters>) -> mpsc::UnboundedSender<Write> {
+pub(super) fn spawn(
+    pool: Pool,
+    counters: Arc<Counters>,
+    owner: Owner,
+) -> mpsc::UnboundedSender<Write> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
     tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
@@ -60,7 +113,8 @@ pub(super) fn spawn(pool: Pool, counters: Arc<Counters>) -> mpsc::UnboundedSende
                     Err(_) => break,
                 }
             }
-            let result = commit_with_retries(&pool, &batch).await;
+            let lease_to_self = owner.fresh.has_room();
+            let result = commit_with_retries(&pool, &batch, &owner, lease_to_self).await;
             if result.is_ok() {
                 counters.commits.fetch_add(1, Ordering::Relaxed);
                 counters
@@ -69,24 +123,28 @@ pub(super) fn spawn(pool: Pool, counters: Arc<Counters>) -> mpsc::UnboundedSende
             } else if let Err(error) = &result {
                 tracing::error!(%error, writes = batch.len(), "store: batch not committed; nothing in it is acknowledged");
             }
-            reply(batch, result);
+            reply(batch, result, lease_to_self.then_some(&owner));
         }
     });
     tx
 }
 
-fn reply(batch: Vec<Write>, result: Result<Vec<Recorded>, StoreError>) {
+/// Answers every write; new events leased to this instance go to its dispatcher first.
+fn reply(batch: Vec<Write>, result: Result<Vec<Recorded>, StoreError>, owner: Option<&Owner>) {
     let mut recorded = match &result {
         Ok(outcomes) => outcomes.clone().into_iter(),
         Err(_) => Vec::new().into_iter(),
     };
     for write in batch {
         match write {
-            Write::Record { reply, .. } => {
+            Write::Record { event, now, reply } => {
                 let outcome = match &result {
                     Ok(_) => recorded.next().ok_or(StoreError::Closed),
                     Err(e) => Err(e.clone()),
                 };
+                if let (Ok(Recorded::New), Some(owner)) = (&outcome, owner) {
+                    owner.fresh.push(leased_record(*event, now, owner));
+                }
                 let _ = reply.send(outcome);
             }
             Write::Delivered { reply, .. } => {
@@ -96,13 +154,37 @@ fn reply(batch: Vec<Write>, result: Result<Vec<Recorded>, StoreError>) {
     }
 }
 
-async fn commit_with_retries(pool: &Pool, batch: &[Write]) -> Result<Vec<Recorded>, StoreError> {
+/// The record of a new event as stored, leased to this instance.
+fn leased_record(mut event: Event, now: i64, owner: &Owner) -> Record {
+    let until = now.saturating_add(owner.lease_ms);
+    event.received_at = Some(now);
+    Record {
+        event,
+        status: Status::Pending,
+        attempts: 0,
+        last_error: None,
+        next_attempt_at: Some(until),
+        delivered_at: None,
+        duplicates: 0,
+        lease: Some(Lease {
+            owner: owner.name.clone(),
+            until,
+        }),
+    }
+}
+
+async fn commit_with_retries(
+    pool: &Pool,
+    batch: &[Write],
+    owner: &Owner,
+    lease_to_self: bool,
+) -> Result<Vec<Recorded>, StoreError> {
     let mut attempt = 1;
     loop {
         let mut client = pool.get().await.map_err(pool_error)?;
         let outcome = async {
             let tx = client.transaction().await?;
-            let recorded = write_batch(&tx, batch).await?;
+            let recorded = write_batch(&tx, batch, owner, lease_to_self).await?;
             tx.commit().await?;
             Ok::<_, tokio_postgres::Error>(recorded)
         }
@@ -122,6 +204,8 @@ async fn commit_with_retries(pool: &Pool, batch: &[Write]) -> Result<Vec<Recorde
 async fn write_batch(
     tx: &Transaction<'_>,
     batch: &[Write],
+    owner: &Owner,
+    lease_to_self: bool,
 ) -> Result<Vec<Recorded>, tokio_postgres::Error> {
     let mut records: Vec<(&Event, i64)> = Vec::new();
     let mut delivered: Vec<&str> = Vec::new();
@@ -138,7 +222,8 @@ async fn write_batch(
     let mut outcomes = Vec::with_capacity(records.len());
     if !records.is_empty() {
         // Rows are inserted in id order so that two instances inserting overlapping
-        // batches take their locks in the same order.
+        // batches take their locks in the same order. Each new event starts leased to this
+        // instance (`next_attempt_at` is the lease's end while `lease_owner` is set).
         let mut sorted: Vec<&(&Event, i64)> = records.iter().collect();
         sorted.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         let ids: Vec<&str> = sorted.iter().map(|(e, _)| e.id.as_str()).collect();
@@ -152,8 +237,8 @@ async fn write_batch(
         let messages: Vec<&[u8]> = sorted.iter().map(|(e, _)| e.raw.as_bytes()).collect();
         let insert = tx
             .prepare_cached(
-                "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at)
-                 SELECT id, ts, 'pending', app, auth, name, msg, ts
+                "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at, lease_owner)
+                 SELECT id, ts, 'pending', app, auth, name, msg, ts + $7, $8
                  FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::bytea[])
                       WITH ORDINALITY AS t(id, ts, app, auth, name, msg, ord)
                  ORDER BY ord
@@ -164,20 +249,46 @@ async fn write_batch(
         let rows = tx
             .query(
                 &insert,
-                &[&ids, &times, &apps, &authorizers, &names, &messages],
+                &[
+                    &ids,
+                    &times,
+                    &apps,
+                    &authorizers,
+                    &names,
+                    &messages,
+                    &if lease_to_self { owner.lease_ms } else { 0 },
+                    &lease_to_self.then_some(owner.name.as_str()),
+                ],
             )
             .await?;
         let mut inserted: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
         let mut duplicates: HashMap<&str, i32> = HashMap::new();
         let mut latest = 0;
+        let mut audits = Vec::new();
         for (event, now) in &records {
             if inserted.remove(&event.id) {
                 outcomes.push(Recorded::New);
-                resolve_submission(tx, event, *now).await?;
+                if event.category_audit().is_some() {
+                    audits.push((event, *now));
+                }
             } else {
                 outcomes.push(Recorded::Duplicate);
                 *duplicates.entry(event.id.as_str()).or_default() += 1;
                 latest = latest.max(*now);
+            }
+        }
+        if !audits.is_empty() {
+            // One look instead of one update per audit: usually nothing awaits a result.
+            let open = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM submissions WHERE status = 'pending')",
+                )
+                .await?;
+            let any_open: bool = tx.query_one(&open, &[]).await?.get(0);
+            if any_open {
+                for (event, now) in audits {
+                    resolve_submission(tx, event, now).await?;
+                }
             }
         }
         if !duplicates.is_empty() {

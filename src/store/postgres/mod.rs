@@ -21,7 +21,7 @@ use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMe
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{NoTls, Row};
 
-use self::batch::{Counters, Write};
+use self::batch::{Counters, Fresh, Owner, Write};
 use self::errors::{classify, open_error, pool_error};
 use super::{
     Lease, ListFilter, QuarantinedPush, Record, Recorded, Stats, Status, Store, StoreError,
@@ -53,6 +53,10 @@ pub struct PostgresStore {
     owner: String,
     lease: Duration,
     target: String,
+    /// New events this instance stored, leased to it, for its dispatcher.
+    fresh: Arc<Fresh>,
+    /// When `due` last looked in the database.
+    last_claim: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -113,14 +117,26 @@ impl PostgresStore {
         }
         drop(client);
         let counters = Arc::new(Counters::default());
-        let writes = batch::spawn(pool.clone(), Arc::clone(&counters));
+        let owner = instance_name();
+        let fresh = Arc::new(Fresh::default());
+        let writes = batch::spawn(
+            pool.clone(),
+            Arc::clone(&counters),
+            Owner {
+                name: owner.clone(),
+                lease_ms: i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX / 4),
+                fresh: Arc::clone(&fresh),
+            },
+        );
         Ok(Self {
             pool,
             writes,
             counters,
-            owner: instance_name(),
+            owner,
             lease: config.lease,
             target,
+            fresh,
+            last_claim: std::sync::Mutex::new(None),
         })
     }
 
@@ -254,6 +270,11 @@ fn row_to_quarantined(row: &Row) -> Result<QuarantinedPush, StoreError> {
     })
 }
 
+fn seq_of(row: &Row) -> Result<i64, StoreError> {
+    row.try_get(0)
+        .map_err(|e| StoreError::Database(format!("reading an event: {e}")))
+}
+
 fn submission_text(v: &Option<crate::event::Scalar>) -> String {
     v.as_ref().map(ToString::to_string).unwrap_or_default()
 }
@@ -376,35 +397,58 @@ impl Store for PostgresStore {
 
     fn due(&self, now: i64, limit_n: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(async move {
-            let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 4);
-            let until = now.saturating_add(lease_ms);
-            let rows = self
-                .query(
-                    &format!(
-                        "WITH due AS (
-                             SELECT id FROM events
-                             WHERE status = 'pending' AND next_attempt_at <= $1
-                             ORDER BY seq LIMIT $2
-                             FOR UPDATE SKIP LOCKED)
-                         UPDATE events e SET next_attempt_at = $3, lease_owner = $4
-                         FROM due WHERE e.id = due.id
-                         RETURNING e.seq, {}",
-                        EVENT_COLUMNS
-                            .split(", ")
-                            .map(|c| format!("e.{}", c.trim()))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    &[&now, &limit(limit_n), &until, &self.owner],
-                )
-                .await?;
-            let mut records = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let seq: i64 = row
-                    .try_get(0)
-                    .map_err(|e| StoreError::Database(e.to_string()))?;
-                records.push((seq, row_to_record_at(row, 1)?));
+            // Events this instance stored are leased to it from the start and wait in
+            // memory: no read needed. The database is asked for due events nobody holds
+            // (retries, replays, a dead instance's expired leases) when memory is empty, and
+            // at least once a second under load, with SKIP LOCKED so that concurrent
+            // instances never take the same event.
+            let mut records: Vec<(i64, Record)> = self
+                .fresh
+                .take(limit_n)
+                .into_iter()
+                .map(|r| (0, r))
+                .collect();
+            let look = {
+                let mut last = self
+                    .last_claim
+                    .lock()
+                    .map_err(|_| StoreError::Database("claim clock lock poisoned".into()))?;
+                let look = records.is_empty()
+                    || last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+                if look {
+                    *last = Some(std::time::Instant::now());
+                }
+                look
+            };
+            let wanted = limit_n.saturating_sub(records.len());
+            if look && wanted > 0 {
+                let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 4);
+                let until = now.saturating_add(lease_ms);
+                let claimed = self
+                    .query(
+                        &format!(
+                            "WITH due AS (
+                                 SELECT id FROM events
+                                 WHERE status = 'pending' AND next_attempt_at <= $1
+                                 ORDER BY seq LIMIT $2
+                                 FOR UPDATE SKIP LOCKED)
+                             UPDATE events e SET next_attempt_at = $3, lease_owner = $4
+                             FROM due WHERE e.id = due.id
+                             RETURNING e.seq, {}",
+                            EVENT_COLUMNS
+                                .split(", ")
+                                .map(|c| format!("e.{}", c.trim()))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        &[&now, &limit(wanted), &until, &self.owner],
+                    )
+                    .await?;
+                for row in &claimed {
+                    records.push((seq_of(row)?, row_to_record_at(row, 1)?));
+                }
             }
+            // Memory first (seq 0), then the database's in arrival order.
             records.sort_by_key(|(seq, _)| *seq);
             Ok(records.into_iter().map(|(_, r)| r).collect())
         })
@@ -722,5 +766,18 @@ impl Store for PostgresStore {
 
     fn lease(&self) -> Option<Duration> {
         Some(self.lease)
+    }
+
+    fn release_all(&self, keep: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let n = self
+                .execute(
+                    "UPDATE events SET next_attempt_at = $2, lease_owner = NULL
+                     WHERE status = 'pending' AND lease_owner = $1 AND NOT (id = ANY($3))",
+                    &[&self.owner, &clock::now_ms(), &keep],
+                )
+                .await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
     }
 }
