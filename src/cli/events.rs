@@ -193,8 +193,14 @@ async fn show(store: &dyn Store, id: &str) -> anyhow::Result<()> {
     };
     println!("{}", serde_json::to_string_pretty(&record)?);
     println!("duplicates answered: {}", record.duplicates);
-    if let Some(at) = record.next_attempt_at {
-        println!("next attempt: {}", clock::rfc3339(at));
+    match (&record.lease, record.next_attempt_at) {
+        (Some(lease), _) => println!(
+            "leased to {} until {} (then any instance may take it)",
+            lease.owner,
+            clock::rfc3339(lease.until)
+        ),
+        (None, Some(at)) => println!("next attempt: {}", clock::rfc3339(at)),
+        (None, None) => {}
     }
     if let Some(at) = record.delivered_at {
         println!("delivered at: {}", clock::rfc3339(at));
