@@ -102,6 +102,16 @@ impl Dispatcher {
     /// Runs until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut abandoned = Vec::new();
+        match self.store.take_over().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                events = n,
+                "resuming delivery of events held by the previous run"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "cannot resume events held by the previous run; they fall due within the hour")
+            }
+        }
         while !*shutdown.borrow() {
             let now = clock::now_ms();
             let due = match self.store.due(now, BATCH).await {

@@ -4,6 +4,7 @@
 //! [`Store`] is the interface the request path, the dispatcher and the CLI use; [`sqlite`]
 //! is the embedded implementation. A shared server store can implement the same trait.
 
+mod held;
 pub mod postgres;
 pub mod sqlite;
 
@@ -372,6 +373,12 @@ pub trait Store: Send + Sync + 'static {
     fn release(&self, ids: Vec<String>) -> BoxFuture<'_, Result<(), StoreError>> {
         let _ = ids;
         Box::pin(async { Ok(()) })
+    }
+
+    /// When this instance's dispatcher starts: events an earlier run of it held (and did
+    /// not give back) become due now; returns how many.
+    fn take_over(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async { Ok(0) })
     }
 
     /// On shutdown: gives back every event leased to this instance except `keep` (an

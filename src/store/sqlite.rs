@@ -15,8 +15,10 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
+use super::held::Held;
 use super::{
-    ListFilter, QuarantinedPush, Record, Recorded, Stats, Status, Store, StoreError, Submission,
+    Lease, ListFilter, QuarantinedPush, Record, Recorded, Stats, Status, Store, StoreError,
+    Submission,
 };
 use crate::clock;
 use crate::event::Event;
@@ -29,6 +31,13 @@ pub const DB_FILE: &str = "wxpush.db";
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 1024;
 
+/// How long a new event stays held for this process's dispatcher (see [`super::held`])
+/// before reads for due events return it; a restart gives held events back at once.
+const HOLD_MS: i64 = 3_600_000;
+
+/// Who holds held events, as `events show` prints it.
+const HOLDER: &str = "the running server";
+
 /// What the writer thread reports back to one write after the batch's commit.
 type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 /// One write: runs inside the batch transaction; says whether it succeeded.
@@ -40,6 +49,7 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     reader: Arc<Mutex<Connection>>,
     counters: Arc<WriteCounters>,
+    held: Arc<Held>,
 }
 
 /// What the writer thread has done, for group-commit checks and metrics.
@@ -148,6 +158,7 @@ impl SqliteStore {
             jobs,
             reader: Arc::new(Mutex::new(reader)),
             counters,
+            held: Arc::new(Held::default()),
         })
     }
 
@@ -170,7 +181,17 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> BoxFuture<'_, Result<T, StoreError>> {
-        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+        self.write_then(f, |t| t)
+    }
+
+    /// Like [`SqliteStore::write`], running `after_commit` on the writer thread once the
+    /// write is durable, whether or not anyone still awaits the result.
+    fn write_then<T: Send + 'static, U: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        after_commit: impl FnOnce(T) -> U + Send + 'static,
+    ) -> BoxFuture<'_, Result<U, StoreError>> {
+        let (tx, rx) = oneshot::channel::<Result<U, StoreError>>();
         let job: Job = Box::new(move |conn| {
             let result = match conn {
                 Ok(conn) => f(conn),
@@ -179,7 +200,7 @@ impl SqliteStore {
             let ok = result.is_ok();
             let completion: Completion = Box::new(move |commit| {
                 let _ = tx.send(match commit {
-                    Ok(()) => result,
+                    Ok(()) => result.map(after_commit),
                     Err(e) => Err(e.clone()),
                 });
             });
@@ -291,13 +312,18 @@ fn db<T>(r: rusqlite::Result<T>) -> Result<T, StoreError> {
     r.map_err(classify)
 }
 
-/// Inserts `event` unless its id exists; counts the duplicate otherwise.
-fn insert_event(conn: &Connection, event: &Event, now: i64) -> Result<Recorded, StoreError> {
+/// Inserts `event` (due at `due_at`) unless its id exists; counts the duplicate otherwise.
+fn insert_event(
+    conn: &Connection,
+    event: &Event,
+    now: i64,
+    due_at: i64,
+) -> Result<Recorded, StoreError> {
     let inserted = exec(conn,
         "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at)
-         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?2)
+         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT(id) DO NOTHING",
-        params![event.id, now, event.app, event.authorizer_appid, event.name(), event.raw],
+        params![event.id, now, event.app, event.authorizer_appid, event.name(), event.raw, due_at],
     )?;
     if inserted == 1 {
         resolve_submission(conn, event, now)?;
@@ -355,15 +381,32 @@ fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
     // The handler sees the same delivery state the inbox records.
     event.attempts = attempts;
     event.last_error.clone_from(&last_error);
+    let status = Status::parse(&status).unwrap_or(Status::Pending);
+    let next_attempt_at: Option<i64> = row.get(8)?;
+    // A new event stored as held (due exactly HOLD_MS after it arrived, never attempted)
+    // is in the server's memory for delivery.
+    let lease = match next_attempt_at {
+        Some(until)
+            if status == Status::Pending
+                && attempts == 0
+                && until == received_at.saturating_add(HOLD_MS) =>
+        {
+            Some(Lease {
+                owner: HOLDER.to_owned(),
+                until,
+            })
+        }
+        _ => None,
+    };
     Ok(Record {
         event,
-        status: Status::parse(&status).unwrap_or(Status::Pending),
+        status,
         attempts,
         last_error,
-        next_attempt_at: row.get(8)?,
+        next_attempt_at,
         delivered_at: row.get(9)?,
         duplicates: row.get(10)?,
-        lease: None,
+        lease,
     })
 }
 
@@ -382,7 +425,19 @@ fn row_to_quarantined(row: &Row<'_>) -> rusqlite::Result<QuarantinedPush> {
 
 impl Store for SqliteStore {
     fn record(&self, event: Event) -> BoxFuture<'_, Result<Recorded, StoreError>> {
-        self.write(move |conn| insert_event(conn, &event, clock::now_ms()))
+        let now = clock::now_ms();
+        let hold = self.held.has_room();
+        let due_at = if hold { now + HOLD_MS } else { now };
+        let held = Arc::clone(&self.held);
+        self.write_then(
+            move |conn| insert_event(conn, &event, now, due_at).map(|r| (r, event)),
+            move |(recorded, event)| {
+                if hold && recorded == Recorded::New {
+                    held.push(event, now, HOLDER, due_at);
+                }
+                recorded
+            },
+        )
     }
 
     fn quarantine(&self, push: QuarantinedPush) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -407,14 +462,26 @@ impl Store for SqliteStore {
     }
 
     fn due(&self, now: i64, limit: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
-        self.read(move |conn| {
-            let mut stmt = db(conn.prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events
-                 WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY seq LIMIT ?2"
-            )))?;
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let rows = db(stmt.query_map(params![now, limit], row_to_record))?;
-            db(rows.collect())
+        // New events come from memory; the file is read for retries and replays falling
+        // due, and for events stored while memory was full.
+        let (mut records, look) = self.held.take(limit);
+        let wanted = limit.saturating_sub(records.len());
+        Box::pin(async move {
+            if look && wanted > 0 {
+                let stored = self
+                    .read(move |conn| {
+                        let mut stmt = db(conn.prepare_cached(&format!(
+                            "SELECT {EVENT_COLUMNS} FROM events
+                             WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY seq LIMIT ?2"
+                        )))?;
+                        let wanted = i64::try_from(wanted).unwrap_or(i64::MAX);
+                        let rows = db(stmt.query_map(params![now, wanted], row_to_record))?;
+                        db(rows.collect::<Result<Vec<_>, _>>())
+                    })
+                    .await?;
+                records.extend(stored);
+            }
+            Ok(records)
         })
     }
 
@@ -533,7 +600,8 @@ impl Store for SqliteStore {
         event: Event,
     ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
         self.write(move |conn| {
-            let recorded = insert_event(conn, &event, clock::now_ms())?;
+            let now = clock::now_ms();
+            let recorded = insert_event(conn, &event, now, now)?;
             exec(
                 conn,
                 "DELETE FROM quarantine WHERE id = ?1",
@@ -667,6 +735,41 @@ impl Store for SqliteStore {
             }
             Ok(out)
         })
+    }
+
+    fn release(&self, ids: Vec<String>) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn| {
+            let now = clock::now_ms();
+            for id in &ids {
+                exec(
+                    conn,
+                    "UPDATE events SET next_attempt_at = ?2
+                     WHERE id = ?1 AND status = 'pending' AND attempts = 0
+                       AND next_attempt_at = received_at + ?3",
+                    params![id, now, HOLD_MS],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn release_all(&self, keep: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(move |conn| {
+            let keep =
+                serde_json::to_string(&keep).map_err(|e| StoreError::Database(e.to_string()))?;
+            exec(
+                conn,
+                "UPDATE events SET next_attempt_at = ?1
+                 WHERE status = 'pending' AND attempts = 0 AND next_attempt_at = received_at + ?3
+                   AND id NOT IN (SELECT value FROM json_each(?2))",
+                params![clock::now_ms(), keep, HOLD_MS],
+            )
+        })
+    }
+
+    fn take_over(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        // Held by an earlier run of the server (stopped without giving them back): due now.
+        self.release_all(Vec::new())
     }
 
     fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>> {

@@ -7,9 +7,9 @@
 //! retries in another order) retries the transaction; any other failure fails every write
 //! in the batch, and the pushes are answered 503 so the platform sends them again.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::{Pool, Transaction};
 use tokio::sync::{mpsc, oneshot};
@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::errors::{classify, is_transient, pool_error};
 use super::{resolve_submission, text};
 use crate::event::Event;
-use crate::store::{Lease, Record, Recorded, Status, StoreError};
+use crate::store::held::Held;
+use crate::store::{Recorded, StoreError};
 
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -57,44 +58,7 @@ pub(super) struct Owner {
     /// Lease length in milliseconds.
     pub(super) lease_ms: i64,
     /// The events handed to this instance's dispatcher.
-    pub(super) fresh: Arc<Fresh>,
-}
-
-/// Events this instance stored and holds the lease on, for its own dispatcher, oldest
-/// first. Bounded: when the dispatcher falls behind, new events are stored without a lease
-/// and any instance claims them from the database.
-#[derive(Debug, Default)]
-pub(super) struct Fresh {
-    queue: Mutex<VecDeque<Record>>,
-}
-
-impl Fresh {
-    /// Most events waiting in memory.
-    const CAP: usize = 4096;
-
-    fn has_room(&self) -> bool {
-        self.queue
-            .lock()
-            .map(|q| q.len() < Self::CAP)
-            .unwrap_or(false)
-    }
-
-    fn push(&self, record: Record) {
-        if let Ok(mut queue) = self.queue.lock() {
-            queue.push_back(record);
-        }
-    }
-
-    /// Takes up to `n` events, oldest first.
-    pub(super) fn take(&self, n: usize) -> Vec<Record> {
-        match self.queue.lock() {
-            Ok(mut queue) => {
-                let n = n.min(queue.len());
-                queue.drain(..n).collect()
-            }
-            Err(_) => Vec::new(),
-        }
-    }
+    pub(super) held: Arc<Held>,
 }
 
 /// Starts the group-commit task; it ends when every sender is dropped.
@@ -113,7 +77,7 @@ pub(super) fn spawn(
                     Err(_) => break,
                 }
             }
-            let lease_to_self = owner.fresh.has_room();
+            let lease_to_self = owner.held.has_room();
             let result = commit_with_retries(&pool, &batch, &owner, lease_to_self).await;
             if result.is_ok() {
                 counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -143,7 +107,8 @@ fn reply(batch: Vec<Write>, result: Result<Vec<Recorded>, StoreError>, owner: Op
                     Err(e) => Err(e.clone()),
                 };
                 if let (Ok(Recorded::New), Some(owner)) = (&outcome, owner) {
-                    owner.fresh.push(leased_record(*event, now, owner));
+                    let until = now.saturating_add(owner.lease_ms);
+                    owner.held.push(*event, now, &owner.name, until);
                 }
                 let _ = reply.send(outcome);
             }
@@ -151,25 +116,6 @@ fn reply(batch: Vec<Write>, result: Result<Vec<Recorded>, StoreError>, owner: Op
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
             }
         }
-    }
-}
-
-/// The record of a new event as stored, leased to this instance.
-fn leased_record(mut event: Event, now: i64, owner: &Owner) -> Record {
-    let until = now.saturating_add(owner.lease_ms);
-    event.received_at = Some(now);
-    Record {
-        event,
-        status: Status::Pending,
-        attempts: 0,
-        last_error: None,
-        next_attempt_at: Some(until),
-        delivered_at: None,
-        duplicates: 0,
-        lease: Some(Lease {
-            owner: owner.name.clone(),
-            until,
-        }),
     }
 }
 

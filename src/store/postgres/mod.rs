@@ -21,7 +21,7 @@ use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMe
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{NoTls, Row};
 
-use self::batch::{Counters, Fresh, Owner, Write};
+use self::batch::{Counters, Owner, Write};
 use self::errors::{classify, open_error, pool_error};
 use super::{
     Lease, ListFilter, QuarantinedPush, Record, Recorded, Stats, Status, Store, StoreError,
@@ -32,6 +32,7 @@ use crate::config::PostgresConfig;
 use crate::event::Event;
 use crate::handler::BoxFuture;
 use crate::push::PushQuery;
+use crate::store::held::Held;
 
 /// Longest a statement may run before the server cancels it.
 const STATEMENT_TIMEOUT_MS: u32 = 30_000;
@@ -54,9 +55,7 @@ pub struct PostgresStore {
     lease: Duration,
     target: String,
     /// New events this instance stored, leased to it, for its dispatcher.
-    fresh: Arc<Fresh>,
-    /// When `due` last looked in the database.
-    last_claim: std::sync::Mutex<Option<std::time::Instant>>,
+    held: Arc<Held>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -118,14 +117,14 @@ impl PostgresStore {
         drop(client);
         let counters = Arc::new(Counters::default());
         let owner = instance_name();
-        let fresh = Arc::new(Fresh::default());
+        let held = Arc::new(Held::default());
         let writes = batch::spawn(
             pool.clone(),
             Arc::clone(&counters),
             Owner {
                 name: owner.clone(),
                 lease_ms: i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX / 4),
-                fresh: Arc::clone(&fresh),
+                held: Arc::clone(&held),
             },
         );
         Ok(Self {
@@ -135,8 +134,7 @@ impl PostgresStore {
             owner,
             lease: config.lease,
             target,
-            fresh,
-            last_claim: std::sync::Mutex::new(None),
+            held,
         })
     }
 
@@ -402,24 +400,8 @@ impl Store for PostgresStore {
             // (retries, replays, a dead instance's expired leases) when memory is empty, and
             // at least once a second under load, with SKIP LOCKED so that concurrent
             // instances never take the same event.
-            let mut records: Vec<(i64, Record)> = self
-                .fresh
-                .take(limit_n)
-                .into_iter()
-                .map(|r| (0, r))
-                .collect();
-            let look = {
-                let mut last = self
-                    .last_claim
-                    .lock()
-                    .map_err(|_| StoreError::Database("claim clock lock poisoned".into()))?;
-                let look = records.is_empty()
-                    || last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
-                if look {
-                    *last = Some(std::time::Instant::now());
-                }
-                look
-            };
+            let (held, look) = self.held.take(limit_n);
+            let mut records: Vec<(i64, Record)> = held.into_iter().map(|r| (0, r)).collect();
             let wanted = limit_n.saturating_sub(records.len());
             if look && wanted > 0 {
                 let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 4);

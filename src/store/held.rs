@@ -1,0 +1,78 @@
+//! New events handed from the write path straight to this instance's dispatcher.
+//!
+//! A new event is stored "held": leased to the instance that stored it (its
+//! `next_attempt_at` set to the lease's end), so database reads for due events skip it.
+//! After the commit, its record goes into this queue, and the dispatcher takes it from
+//! memory without reading it back. The queue is bounded: when the dispatcher falls behind,
+//! new events are stored due at once and reach it (or, on a shared store, any instance)
+//! through the database.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{Lease, Record, Status};
+use crate::event::Event;
+
+/// Most events waiting in memory.
+const CAP: usize = 4096;
+
+/// The queue, and when the dispatcher last looked in the database.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    queue: Mutex<VecDeque<Record>>,
+    last_look: Mutex<Option<Instant>>,
+}
+
+impl Held {
+    /// Whether new events may be held (the queue is not full).
+    pub(crate) fn has_room(&self) -> bool {
+        self.queue.lock().map(|q| q.len() < CAP).unwrap_or(false)
+    }
+
+    /// Queues the committed new `event`, held by `owner` until `until` (unix ms).
+    pub(crate) fn push(&self, mut event: Event, received_at: i64, owner: &str, until: i64) {
+        event.received_at = Some(received_at);
+        let record = Record {
+            event,
+            status: Status::Pending,
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: Some(until),
+            delivered_at: None,
+            duplicates: 0,
+            lease: Some(Lease {
+                owner: owner.to_owned(),
+                until,
+            }),
+        };
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.push_back(record);
+        }
+    }
+
+    /// Takes up to `n` events, oldest first; says whether the database should be read as
+    /// well: when memory had none, and at least once a second under load, so that retries
+    /// and replays falling due are not starved by a steady stream of new events.
+    pub(crate) fn take(&self, n: usize) -> (Vec<Record>, bool) {
+        let taken: Vec<Record> = match self.queue.lock() {
+            Ok(mut queue) => {
+                let n = n.min(queue.len());
+                queue.drain(..n).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        let look = match self.last_look.lock() {
+            Ok(mut last) => {
+                let look = taken.is_empty()
+                    || last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+                if look {
+                    *last = Some(Instant::now());
+                }
+                look
+            }
+            Err(_) => true,
+        };
+        (taken, look)
+    }
+}
