@@ -8,7 +8,7 @@
 //! (the events CLI) using the same file.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -50,6 +50,8 @@ pub struct SqliteStore {
     reader: Arc<Mutex<Connection>>,
     counters: Arc<WriteCounters>,
     held: Arc<Held>,
+    /// Dropped with the store: stops the checkpoint thread.
+    _alive: Arc<()>,
 }
 
 /// What the writer thread has done, for group-commit checks and metrics.
@@ -59,6 +61,8 @@ struct WriteCounters {
     commits: AtomicU64,
     /// Writes those transactions carried.
     writes: AtomicU64,
+    /// Frames in the WAL at the last checkpoint.
+    wal_frames: AtomicI64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -146,8 +150,25 @@ impl SqliteStore {
             .execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
             .map_err(|e| open_err(e.to_string()))?;
         let reader = connect(&path).map_err(|e| open_err(e.to_string()))?;
+        // Checkpoints (copying the WAL into the database file) run on their own thread, so
+        // commits never wait behind one.
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| open_err(e.to_string()))?;
+        // After the WAL starts over, its file is cut back to 96 MiB.
+        writer
+            .pragma_update(None, "journal_size_limit", 96 * 1024 * 1024)
+            .map_err(|e| open_err(e.to_string()))?;
+        let checkpointer = connect(&path).map_err(|e| open_err(e.to_string()))?;
+        let alive = Arc::new(());
+        let watch = Arc::downgrade(&alive);
         let (jobs, rx) = mpsc::channel::<Job>();
         let counters = Arc::new(WriteCounters::default());
+        let checkpoint_counters = Arc::clone(&counters);
+        std::thread::Builder::new()
+            .name("wxpush-store-checkpoint".into())
+            .spawn(move || run_checkpoints(&checkpointer, &watch, &checkpoint_counters))
+            .map_err(|e| open_err(format!("cannot start the checkpoint thread: {e}")))?;
         let writer_counters = Arc::clone(&counters);
         std::thread::Builder::new()
             .name("wxpush-store-writer".into())
@@ -159,6 +180,7 @@ impl SqliteStore {
             reader: Arc::new(Mutex::new(reader)),
             counters,
             held: Arc::new(Held::default()),
+            _alive: alive,
         })
     }
 
@@ -285,7 +307,53 @@ fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>, counters: &WriteCounter
         for completion in completions {
             completion(commit.as_ref().map(|_| ()));
         }
+        if counters.wal_frames.load(Ordering::Relaxed) >= WAL_RESTART_FRAMES {
+            counters.wal_frames.store(0, Ordering::Relaxed);
+            if let Err(error) = run(&conn, "PRAGMA wal_checkpoint(PASSIVE)") {
+                tracing::warn!(%error, "store: cannot restart the WAL");
+            }
+        }
     }
+}
+
+/// How often the checkpoint thread copies committed WAL frames into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// WAL size (in 4 KiB frames) past which the writer, between two batches, makes the WAL
+/// start over. A steady stream of commits otherwise never lets SQLite reset the WAL, and
+/// the file grows without bound. By then the checkpoint thread has copied nearly every
+/// frame, so the pause is short.
+const WAL_RESTART_FRAMES: i64 = 16_384;
+
+/// Writes committed since the last checkpoint before the next one runs (SQLite's own
+/// automatic checkpoints wait for about 1000 pages). Checkpointing a near-empty WAL would
+/// let SQLite reuse its file space, so a small write could succeed on a full disk and the
+/// readiness check would miss it.
+const CHECKPOINT_AFTER_WRITES: u64 = 500;
+
+/// The checkpoint thread: every [`CHECKPOINT_EVERY`], once enough has been written, a
+/// passive checkpoint, which never blocks commits; it records the WAL's size for the
+/// writer. Ends when the store is dropped.
+fn run_checkpoints(conn: &Connection, alive: &std::sync::Weak<()>, counters: &WriteCounters) {
+    let passive = || {
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            row.get::<_, i64>(1)
+        })
+    };
+    let mut checkpointed_at = 0;
+    while alive.strong_count() > 0 {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let writes = counters.writes.load(Ordering::Relaxed);
+        if writes.saturating_sub(checkpointed_at) < CHECKPOINT_AFTER_WRITES {
+            continue;
+        }
+        checkpointed_at = writes;
+        match passive() {
+            Ok(frames) => counters.wal_frames.store(frames, Ordering::Relaxed),
+            Err(error) => tracing::warn!(%error, "store: checkpoint failed"),
+        }
+    }
+    let _ = passive();
 }
 
 /// Runs a statement without parameters through the statement cache.
