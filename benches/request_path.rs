@@ -105,6 +105,6 @@ fn whole_request_path(bencher: divan::Bencher) {
     let (query, body) = push();
     bencher.bench_local(|| {
         let message = push::receive(&app, black_box(&query), black_box(body.as_bytes()));
-        message.map(|m| Event::parse(&m.text, &app.name, None))
+        message.map(|m| Event::from_message(m.text, &app.name, None))
     });
 }

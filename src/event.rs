@@ -158,7 +158,12 @@ impl Event {
     /// `reason`), so that a retry maps to the same id and two different audit results in one
     /// second do not.
     pub fn parse(message: &str, app: &str, authorizer_appid: Option<&str>) -> Self {
-        let (fields, format) = Fields::parse_detected(message);
+        Self::from_message(message.to_owned(), app, authorizer_appid)
+    }
+
+    /// Like [`Event::parse`], keeping `message` as the event's raw text without copying it.
+    pub fn from_message(message: String, app: &str, authorizer_appid: Option<&str>) -> Self {
+        let (fields, format) = Fields::parse_detected(&message);
         let text = |name: &str| {
             fields
                 .get(name)
@@ -169,7 +174,7 @@ impl Event {
         let event = text("Event");
         let info_type = text("InfoType");
         let kind = classify(&fields, event.as_deref(), info_type.as_deref());
-        let id = identity(&fields, message, app, authorizer_appid);
+        let id = identity(&fields, &message, app, authorizer_appid);
         Self {
             id,
             received_at: None,
@@ -189,7 +194,7 @@ impl Event {
             kind,
             fields,
             format,
-            raw: message.to_owned(),
+            raw: message,
         }
     }
 

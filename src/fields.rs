@@ -120,6 +120,15 @@ impl<'de> serde::Deserialize<'de> for Fields {
     }
 }
 
+/// Bytes as text: borrowed when valid UTF-8 (checked quickly), else with U+FFFD for the
+/// invalid parts.
+fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.into(),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 fn strip_bom(text: &str) -> &str {
     text.strip_prefix('\u{feff}').unwrap_or(text)
 }
@@ -138,7 +147,7 @@ struct Open {
 impl Open {
     fn new(name: &[u8]) -> Self {
         Self {
-            name: String::from_utf8_lossy(name).into_owned(),
+            name: lossy(name).into_owned(),
             all: String::new(),
             significant: String::new(),
             has_cdata: false,
@@ -174,6 +183,70 @@ impl Open {
 }
 
 fn read_xml(text: &str) -> Fields {
+    scan_flat(text).unwrap_or_else(|| read_xml_leniently(text))
+}
+
+/// The fast path for the shape nearly every message has: a root element holding leaf
+/// elements, each with one CDATA section or plain text without entities, and nothing else
+/// (whitespace aside). Returns `None` for anything else (declarations, attributes,
+/// nesting, entities, mismatched end tags…), which [`read_xml_leniently`] then reads. Where
+/// it answers, it answers exactly as the lenient reader does; a test compares the two.
+fn scan_flat(text: &str) -> Option<Fields> {
+    let mut rest = text.trim_start().strip_prefix('<')?;
+    let root_end = rest.find('>')?;
+    let root = &rest[..root_end];
+    if root.is_empty() || !root.bytes().all(is_name_byte) {
+        return None;
+    }
+    rest = &rest[root_end + 1..];
+    // Borrowed until the whole document has passed: a late mismatch costs no allocations.
+    let mut found: Vec<(&str, &str)> = Vec::with_capacity(16);
+    loop {
+        rest = rest.trim_start();
+        let tag = rest.strip_prefix('<')?;
+        if let Some(close) = tag.strip_prefix('/') {
+            let after = close.strip_prefix(root)?.strip_prefix('>')?;
+            if !after.trim().is_empty() {
+                return None;
+            }
+            let mut fields = Fields(Vec::with_capacity(found.len()));
+            for (name, value) in found {
+                fields.push(name, value);
+            }
+            return Some(fields);
+        }
+        let name_end = tag.find('>')?;
+        let name = &tag[..name_end];
+        if name.is_empty() || !name.bytes().all(is_name_byte) {
+            return None;
+        }
+        let body = &tag[name_end + 1..];
+        let (value, after_value) = if let Some(cdata) = body.trim_start().strip_prefix("<![CDATA[")
+        {
+            let end = cdata.find("]]>")?;
+            (&cdata[..end], cdata[end + 3..].trim_start())
+        } else {
+            let end = body.find('<')?;
+            let value = &body[..end];
+            if value.contains('&') {
+                return None;
+            }
+            (value.trim(), &body[end..])
+        };
+        rest = after_value
+            .strip_prefix("</")?
+            .strip_prefix(name)?
+            .strip_prefix('>')?;
+        found.push((name, value));
+    }
+}
+
+/// Bytes of an element name the fast path accepts.
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':') || b >= 0x80
+}
+
+fn read_xml_leniently(text: &str) -> Fields {
     let mut reader = Reader::from_str(text);
     {
         let config = reader.config_mut();
@@ -194,23 +267,23 @@ fn read_xml(text: &str) -> Fields {
             Ok(XmlEvent::Empty(start)) => {
                 if let Some(parent) = stack.last_mut() {
                     parent.has_children = true;
-                    fields.push(String::from_utf8_lossy(start.name().as_ref()), "");
+                    fields.push(lossy(start.name().as_ref()), "");
                 }
             }
             Ok(XmlEvent::Text(t)) => {
                 if let Some(open) = stack.last_mut() {
-                    open.push_text(&unescape(&String::from_utf8_lossy(t.as_ref())));
+                    open.push_text(&unescape(&lossy(t.as_ref())));
                 }
             }
             Ok(XmlEvent::GeneralRef(r)) => {
                 if let Some(open) = stack.last_mut() {
-                    let name = String::from_utf8_lossy(r.as_ref());
+                    let name = lossy(r.as_ref());
                     open.push_text(&unescape(&format!("&{name};")));
                 }
             }
             Ok(XmlEvent::CData(c)) => {
                 if let Some(open) = stack.last_mut() {
-                    open.push_cdata(&String::from_utf8_lossy(c.as_ref()));
+                    open.push_cdata(&lossy(c.as_ref()));
                 }
             }
             Ok(XmlEvent::End(_)) => {
@@ -357,6 +430,100 @@ mod tests {
         assert_eq!(f.get("b"), Some("x/y"));
         assert_eq!(f.get("c"), Some(""));
         assert_eq!(f.get("d"), Some("[1]"));
+    }
+
+    /// The fast path answers exactly as the lenient reader, or leaves the text to it.
+    #[test]
+    fn the_fast_path_agrees_with_the_lenient_reader() {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/vectors.json"))
+                .unwrap_or_default();
+        let mut texts: Vec<String> = vectors["vectors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|v| {
+                [
+                    v["plaintext"].as_str().unwrap_or_default().to_owned(),
+                    v["request"]["body"].as_str().unwrap_or_default().to_owned(),
+                ]
+            })
+            .collect();
+        texts.extend(
+            [
+                "<xml><A><![CDATA[ x ]]></A><B> y </B><C></C></xml>",
+                "<xml>\r\n <A>\r\n  <![CDATA[ x ]]>\r\n </A>\r\n</xml>\n",
+                "<xml><A>1</A><A>2</A></xml>",
+                "<xml><A>x<![CDATA[y]]></A></xml>",
+                "<xml><A><![CDATA[y]]>z</A></xml>",
+                "<xml><A><![CDATA[a]]><![CDATA[b]]></A></xml>",
+                "<xml><A>a &amp; b</A></xml>",
+                "<xml><A>1</B></xml>",
+                "<xml><A><B>1</B></A></xml>",
+                "<xml a=\"1\"><A>1</A></xml>",
+                "<xml><A>1</A></xml>trailing",
+                "<xml><A>1</A>",
+                "<xml><A/></xml>",
+                "<xml>stray<A>1</A></xml>",
+                "<xml><A>x > y</A><中文>值</中文></xml>",
+                "<xml></xml>",
+                "<x></y>",
+                "",
+            ]
+            .map(str::to_owned),
+        );
+        let mut fast = 0;
+        for text in &texts {
+            if let Some(quick) = scan_flat(text) {
+                fast += 1;
+                assert_eq!(quick, read_xml_leniently(text), "{text:?}");
+            }
+        }
+        assert!(
+            fast > texts.len() / 2,
+            "the fast path took only {fast} of {}",
+            texts.len()
+        );
+    }
+
+    proptest::proptest! {
+        /// Documents made of XML-ish pieces in any order: wherever the fast path answers,
+        /// the lenient reader gives the same fields.
+        #[test]
+        fn the_fast_path_agrees_on_generated_documents(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "<xml>", "</xml>", "<A>", "</A>", "<B>", "</B>", "<![CDATA[", "]]>", " ", "\n",
+                "x", " y ", "&amp;", "<", ">", "中", "/", "<A/>", "=\"1\"",
+            ]), 0..24)
+        ) {
+            let text: String = pieces.concat();
+            if let Some(quick) = scan_flat(&text) {
+                proptest::prop_assert_eq!(quick, read_xml_leniently(&text), "{:?}", text);
+            }
+        }
+
+        /// Flat documents with varied names, values, CDATA, layout and the odd mismatched
+        /// end tag: the fast path takes most and agrees on all it takes.
+        #[test]
+        fn the_fast_path_agrees_on_flat_documents(
+            elements in proptest::collection::vec((
+                proptest::sample::select(vec!["A", "B", "中", "Msg_Id"]),
+                proptest::sample::select(vec!["", "x", " y ", "a&amp;b", "1 > 0", "\r\n z"]),
+                proptest::bool::ANY,
+                proptest::sample::select(vec!["", " ", "\n\t", "\r\n"]),
+                proptest::sample::select(vec![None, None, None, Some("C")]),
+            ), 0..8)
+        ) {
+            let mut text = String::from("<xml>");
+            for (name, value, cdata, ws, wrong_end) in &elements {
+                let value = if *cdata { format!("{ws}<![CDATA[{value}]]>{ws}") } else { format!("{ws}{value}{ws}") };
+                text.push_str(&format!("{ws}<{name}>{value}</{}>", wrong_end.unwrap_or(name)));
+            }
+            text.push_str("</xml>");
+            if let Some(quick) = scan_flat(&text) {
+                proptest::prop_assert_eq!(quick, read_xml_leniently(&text), "{:?}", text);
+            }
+        }
     }
 
     #[test]

@@ -122,7 +122,7 @@ async fn accept(
         quarantine(state, app, query, body, authorizer_appid, reason).await?;
         return Ok("success");
     }
-    let event = Event::parse(&message.text, &app.name, authorizer_appid);
+    let event = Event::from_message(message.text, &app.name, authorizer_appid);
     let (id, name) = (event.id.clone(), event.name().to_owned());
     let result = event
         .category_audit()

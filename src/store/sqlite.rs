@@ -443,7 +443,7 @@ fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
     let message: String = row.get(5)?;
     let attempts: u32 = row.get(6)?;
     let last_error: Option<String> = row.get(7)?;
-    let mut event = Event::parse(&message, &app, authorizer.as_deref());
+    let mut event = Event::from_message(message, &app, authorizer.as_deref());
     event.id = id;
     event.received_at = Some(received_at);
     // The handler sees the same delivery state the inbox records.

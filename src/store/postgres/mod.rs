@@ -232,7 +232,7 @@ fn row_to_record_at(row: &Row, base: usize) -> Result<Record, StoreError> {
     let message = String::from_utf8(message)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     let attempts = u32::try_from(attempts).unwrap_or(0);
-    let mut event = Event::parse(&message, &app, authorizer.as_deref());
+    let mut event = Event::from_message(message, &app, authorizer.as_deref());
     event.id = id;
     event.received_at = Some(received_at);
     event.attempts = attempts;
