@@ -716,6 +716,18 @@ mod tests {
         assert!(!text.contains(DEMO_TOKEN));
         assert!(!text.contains("FqRfJtSZ"));
         assert!(text.contains("wx5a1b2c3d4e5f6a7b"));
+        let pg = Config::load_with(
+            None,
+            &env(&[(
+                "WXPUSH_DATABASE_URL",
+                "postgres://inbox:pg-s3cret@db.internal:5432/wxpush",
+            )]),
+        )?;
+        let text = pg.to_masked_toml();
+        assert!(text.contains("store = \"postgres\""), "{text}");
+        assert!(text.contains("inbox@db.internal:5432/wxpush"), "{text}");
+        assert!(!text.contains("pg-s3cret"), "{text}");
+        assert!(!format!("{pg:?}").contains("pg-s3cret"));
         Ok(())
     }
 }
