@@ -89,6 +89,44 @@ pub struct Record {
     pub lease: Option<Lease>,
 }
 
+/// An event's columns as a store reads them back.
+pub(crate) struct StoredEvent {
+    pub(crate) id: String,
+    pub(crate) received_at: i64,
+    pub(crate) status: Status,
+    pub(crate) app: String,
+    pub(crate) authorizer_appid: Option<String>,
+    pub(crate) message: String,
+    pub(crate) attempts: u32,
+    pub(crate) last_error: Option<String>,
+    pub(crate) next_attempt_at: Option<i64>,
+    pub(crate) delivered_at: Option<i64>,
+    pub(crate) duplicates: u32,
+    pub(crate) lease: Option<Lease>,
+}
+
+impl From<StoredEvent> for Record {
+    /// Parses the stored message again; the handler sees the delivery state the inbox
+    /// records.
+    fn from(row: StoredEvent) -> Self {
+        let mut event = Event::from_message(row.message, &row.app, row.authorizer_appid.as_deref());
+        event.id = row.id;
+        event.received_at = Some(row.received_at);
+        event.attempts = row.attempts;
+        event.last_error.clone_from(&row.last_error);
+        Self {
+            event,
+            status: row.status,
+            attempts: row.attempts,
+            last_error: row.last_error,
+            next_attempt_at: row.next_attempt_at,
+            delivered_at: row.delivered_at,
+            duplicates: row.duplicates,
+            lease: row.lease,
+        }
+    }
+}
+
 /// An instance's claim on a pending event while it attempts delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -226,6 +264,31 @@ pub struct Submission {
     pub resolved_at: Option<i64>,
     /// The audit event that resolved it.
     pub event_id: Option<String>,
+}
+
+impl Submission {
+    /// The row for a category-audit event that matched no submission (`None` for any other
+    /// event).
+    pub(crate) fn unmatched(event: &Event) -> Option<Self> {
+        let audit = event.category_audit()?;
+        Some(Self {
+            id: event.id.clone(),
+            app: event.app.clone(),
+            authorizer_appid: event.authorizer_appid.clone(),
+            first: scalar_text(&audit.first),
+            second: scalar_text(&audit.second),
+            status: "unmatched".into(),
+            reason: audit.reason.clone(),
+            submitted_at: event.received_at.unwrap_or_default(),
+            resolved_at: event.received_at,
+            event_id: Some(event.id.clone()),
+        })
+    }
+}
+
+/// A category id as the text submissions store (empty when absent).
+pub(crate) fn scalar_text(value: &Option<crate::event::Scalar>) -> String {
+    value.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
 fn ser_time<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {

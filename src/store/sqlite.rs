@@ -16,9 +16,10 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use tokio::sync::oneshot;
 
 use super::held::Held;
+use super::scalar_text;
 use super::{
     Lease, ListFilter, QuarantinedPush, Record, Recorded, Stats, Status, Store, StoreError,
-    Submission,
+    StoredEvent, Submission,
 };
 use crate::clock;
 use crate::event::Event;
@@ -411,8 +412,6 @@ fn resolve_submission(conn: &Connection, event: &Event, now: i64) -> Result<(), 
     let Some(audit) = event.category_audit() else {
         return Ok(());
     };
-    let text =
-        |v: &Option<crate::event::Scalar>| v.as_ref().map(ToString::to_string).unwrap_or_default();
     exec(
         conn,
         "UPDATE submissions SET status = ?1, reason = ?2, resolved_at = ?3, event_id = ?4
@@ -426,8 +425,8 @@ fn resolve_submission(conn: &Connection, event: &Event, now: i64) -> Result<(), 
             now,
             event.id,
             event.app,
-            text(&audit.first).trim(),
-            text(&audit.second).trim(),
+            scalar_text(&audit.first).trim(),
+            scalar_text(&audit.second).trim(),
             event.authorizer_appid
         ],
     )?;
@@ -443,12 +442,6 @@ fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
     let message: String = row.get(5)?;
     let attempts: u32 = row.get(6)?;
     let last_error: Option<String> = row.get(7)?;
-    let mut event = Event::from_message(message, &app, authorizer.as_deref());
-    event.id = id;
-    event.received_at = Some(received_at);
-    // The handler sees the same delivery state the inbox records.
-    event.attempts = attempts;
-    event.last_error.clone_from(&last_error);
     let status = Status::parse(&status).unwrap_or(Status::Pending);
     let next_attempt_at: Option<i64> = row.get(8)?;
     // A new event stored as held (due exactly HOLD_MS after it arrived, never attempted)
@@ -466,16 +459,21 @@ fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
         }
         _ => None,
     };
-    Ok(Record {
-        event,
+    Ok(StoredEvent {
+        id,
+        received_at,
         status,
+        app,
+        authorizer_appid: authorizer,
+        message,
         attempts,
         last_error,
         next_attempt_at,
         delivered_at: row.get(9)?,
         duplicates: row.get(10)?,
         lease,
-    })
+    }
+    .into())
 }
 
 fn row_to_quarantined(row: &Row<'_>) -> rusqlite::Result<QuarantinedPush> {
@@ -780,26 +778,7 @@ impl Store for SqliteStore {
             )))?;
             let rows = db(stmt.query_map([], row_to_record))?;
             for row in rows {
-                let record = db(row)?;
-                let event = record.event;
-                let Some(audit) = event.category_audit() else {
-                    continue;
-                };
-                let text = |v: &Option<crate::event::Scalar>| {
-                    v.as_ref().map(ToString::to_string).unwrap_or_default()
-                };
-                out.push(Submission {
-                    id: event.id.clone(),
-                    app: event.app.clone(),
-                    authorizer_appid: event.authorizer_appid.clone(),
-                    first: text(&audit.first),
-                    second: text(&audit.second),
-                    status: "unmatched".into(),
-                    reason: audit.reason.clone(),
-                    submitted_at: event.received_at.unwrap_or_default(),
-                    resolved_at: event.received_at,
-                    event_id: Some(event.id.clone()),
-                });
+                out.extend(Submission::unmatched(&db(row)?.event));
             }
             Ok(out)
         })

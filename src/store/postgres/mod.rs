@@ -25,7 +25,7 @@ use self::batch::{Counters, Owner, Write};
 use self::errors::{classify, open_error, pool_error};
 use super::{
     Lease, ListFilter, QuarantinedPush, Record, Recorded, Stats, Status, Store, StoreError,
-    Submission,
+    StoredEvent, Submission,
 };
 use crate::clock;
 use crate::config::PostgresConfig;
@@ -33,6 +33,7 @@ use crate::event::Event;
 use crate::handler::BoxFuture;
 use crate::push::PushQuery;
 use crate::store::held::Held;
+use crate::store::scalar_text;
 
 /// Longest a statement may run before the server cancels it.
 const STATEMENT_TIMEOUT_MS: u32 = 30_000;
@@ -229,29 +230,27 @@ fn row_to_record_at(row: &Row, base: usize) -> Result<Record, StoreError> {
     let next_attempt_at: Option<i64> = row.try_get(base + 8).map_err(get)?;
     let duplicates: i32 = row.try_get(base + 10).map_err(get)?;
     let lease_owner: Option<String> = row.try_get(base + 11).map_err(get)?;
-    let message = String::from_utf8(message)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-    let attempts = u32::try_from(attempts).unwrap_or(0);
-    let mut event = Event::from_message(message, &app, authorizer.as_deref());
-    event.id = id;
-    event.received_at = Some(received_at);
-    event.attempts = attempts;
-    event.last_error.clone_from(&last_error);
     let status = Status::parse(&status).unwrap_or(Status::Pending);
     let lease = match (status, lease_owner, next_attempt_at) {
         (Status::Pending, Some(owner), Some(until)) => Some(Lease { owner, until }),
         _ => None,
     };
-    Ok(Record {
-        event,
+    Ok(StoredEvent {
+        id,
+        received_at,
         status,
-        attempts,
+        app,
+        authorizer_appid: authorizer,
+        message: String::from_utf8(message)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        attempts: u32::try_from(attempts).unwrap_or(0),
         last_error,
         next_attempt_at,
         delivered_at: row.try_get(base + 9).map_err(get)?,
         duplicates: u32::try_from(duplicates).unwrap_or(0),
         lease,
-    })
+    }
+    .into())
 }
 
 fn row_to_quarantined(row: &Row) -> Result<QuarantinedPush, StoreError> {
@@ -271,10 +270,6 @@ fn row_to_quarantined(row: &Row) -> Result<QuarantinedPush, StoreError> {
 fn seq_of(row: &Row) -> Result<i64, StoreError> {
     row.try_get(0)
         .map_err(|e| StoreError::Database(format!("reading an event: {e}")))
-}
-
-fn submission_text(v: &Option<crate::event::Scalar>) -> String {
-    v.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
 /// A new category-audit event resolves the newest pending submission of the same app,
@@ -305,8 +300,8 @@ pub(super) async fn resolve_submission(
                 &now,
                 &event.id,
                 &text(&event.app),
-                &text(submission_text(&audit.first).trim()),
-                &text(submission_text(&audit.second).trim()),
+                &text(scalar_text(&audit.first).trim()),
+                &text(scalar_text(&audit.second).trim()),
                 &event.authorizer_appid.as_deref().map(text),
             ],
         )
@@ -713,22 +708,7 @@ impl Store for PostgresStore {
                 )
                 .await?;
             for row in &rows {
-                let event = row_to_record(row)?.event;
-                let Some(audit) = event.category_audit() else {
-                    continue;
-                };
-                out.push(Submission {
-                    id: event.id.clone(),
-                    app: event.app.clone(),
-                    authorizer_appid: event.authorizer_appid.clone(),
-                    first: submission_text(&audit.first),
-                    second: submission_text(&audit.second),
-                    status: "unmatched".into(),
-                    reason: audit.reason.clone(),
-                    submitted_at: event.received_at.unwrap_or_default(),
-                    resolved_at: event.received_at,
-                    event_id: Some(event.id.clone()),
-                });
+                out.extend(Submission::unmatched(&row_to_record(row)?.event));
             }
             Ok(out)
         })
