@@ -628,9 +628,15 @@ impl Store for SqliteStore {
             for id in &ids {
                 count += exec(
                     conn,
-                    "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = ?2,
-                     delivered_at = NULL WHERE id = ?1",
-                    params![id, now],
+                    // An event held for delivery right now is left as it is: it is about
+                    // to be delivered, and making it due would deliver it twice.
+                    "UPDATE events SET status = 'pending', attempts = 0, delivered_at = NULL,
+                     next_attempt_at = CASE
+                         WHEN status = 'pending' AND attempts = 0
+                              AND next_attempt_at = received_at + ?3 THEN next_attempt_at
+                         ELSE ?2 END
+                     WHERE id = ?1",
+                    params![id, now, HOLD_MS],
                 )?;
             }
             Ok(count)
@@ -895,6 +901,25 @@ mod tests {
         assert_eq!(record.last_error.as_deref(), Some("boom"));
         assert_eq!(store.replay_dead().await?, 1);
         assert_eq!(store.due(clock::now_ms(), 10).await?.len(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_replayed_event_still_held_for_delivery_is_delivered_once() -> Result<(), StoreError>
+    {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+        let store = SqliteStore::open(dir.path())?;
+        store.record(audit(1)).await?;
+        assert_eq!(store.replay(vec![audit(1).id]).await?, 1);
+        assert_eq!(
+            store.due(clock::now_ms(), 10).await?.len(),
+            1,
+            "from memory"
+        );
+        assert!(
+            store.due(clock::now_ms(), 10).await?.is_empty(),
+            "not due in the file as well"
+        );
         Ok(())
     }
 

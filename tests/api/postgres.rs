@@ -290,6 +290,13 @@ async fn leases_hand_events_to_one_instance_at_a_time() {
         "the stale owner's failure is ignored"
     );
     assert_eq!(record.lease.map(|l| l.owner), Some(two.owner().to_owned()));
+    assert_eq!(one.replay(vec![id.clone()]).await.expect("replays"), 1);
+    let record = two.get(id.clone()).await.expect("reads").expect("stored");
+    assert_eq!(
+        record.lease.map(|l| l.owner),
+        Some(two.owner().to_owned()),
+        "a replay leaves an event being delivered with its holder"
+    );
     two.release(vec![id.clone()]).await.expect("releases");
     let again = one.due(wxpush::clock::now_ms(), 10).await.expect("due");
     assert_eq!(again.len(), 1, "released events are due at once");

@@ -529,8 +529,17 @@ impl Store for PostgresStore {
         Box::pin(async move {
             let n = self
                 .execute(
-                    "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = $2,
-                     delivered_at = NULL, lease_owner = NULL WHERE id = ANY($1)",
+                    // An event leased to an instance right now keeps its lease: it is
+                    // being delivered, and freeing it would let another instance deliver it
+                    // at the same time.
+                    "UPDATE events SET status = 'pending', delivered_at = NULL,
+                     attempts = CASE WHEN status = 'pending' AND lease_owner IS NOT NULL
+                                      AND next_attempt_at > $2 THEN attempts ELSE 0 END,
+                     next_attempt_at = CASE WHEN status = 'pending' AND lease_owner IS NOT NULL
+                                      AND next_attempt_at > $2 THEN next_attempt_at ELSE $2 END,
+                     lease_owner = CASE WHEN status = 'pending' AND lease_owner IS NOT NULL
+                                      AND next_attempt_at > $2 THEN lease_owner ELSE NULL END
+                     WHERE id = ANY($1)",
                     &[&ids, &clock::now_ms()],
                 )
                 .await?;
