@@ -107,9 +107,7 @@ fn serve(config: &Config) -> anyhow::Result<()> {
                 "!!! USING THE PUBLIC DEMO CREDENTIALS: anyone can sign pushes for this server. Set WXPUSH_TOKEN, WXPUSH_ENCODING_AES_KEY and WXPUSH_APPID (or a --config file) before registering the URL. !!!"
             );
         }
-        let store = wxpush::store::open(config)
-            .await
-            .with_context(|| format!("opening {}", config.store_description()))?;
+        let store = wxpush::store::open(config).await?; // the error names the store and the cause
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;

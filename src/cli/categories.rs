@@ -98,9 +98,7 @@ pub(crate) fn add_category(config: &Config, args: AddCategoryArgs) -> anyhow::Re
         category_api::add_category(&client, &args.api_base, &token, &request, 4, Duration::from_millis(500))
             .await
             .map_err(|e| anyhow::anyhow!("addcategory failed: {e}"))?;
-        let store = wxpush::store::open(config)
-            .await
-            .with_context(|| format!("opening {}", config.store_description()))?;
+        let store = wxpush::store::open(config).await?; // the error names the store and the cause
         for category in &request.categories {
             let now = clock::now_ms();
             store
@@ -135,9 +133,7 @@ pub(crate) fn list(config: &Config, json: bool) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let rows = runtime.block_on(async {
-        let store = wxpush::store::open(config)
-            .await
-            .with_context(|| format!("opening {}", config.store_description()))?;
+        let store = wxpush::store::open(config).await?; // the error names the store and the cause
         anyhow::Ok(store.submissions().await?)
     })?;
     if json {

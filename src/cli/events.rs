@@ -55,9 +55,7 @@ pub(crate) fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()>
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let store = wxpush::store::open(config)
-            .await
-            .with_context(|| format!("opening {}", config.store_description()))?;
+        let store = wxpush::store::open(config).await?; // the error names the store and the cause
         match command {
             EventsCommand::List {
                 status,

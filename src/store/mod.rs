@@ -355,6 +355,17 @@ pub enum StoreError {
     Closed,
 }
 
+impl StoreError {
+    /// What went wrong, without the kind's prefix (for messages that already say it).
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Full(text) | Self::ReadOnly(text) | Self::Database(text) => text.clone(),
+            Self::Open { reason, .. } => reason.clone(),
+            Self::Closed => self.to_string(),
+        }
+    }
+}
+
 /// The inbox's operations. Every write is durable when its future completes.
 pub trait Store: Send + Sync + 'static {
     /// Stores `event` (received now) unless an event with its id exists, in which case the

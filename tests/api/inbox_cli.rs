@@ -334,6 +334,6 @@ fn a_read_only_data_dir_fails_at_start_with_a_clear_message() {
         .expect("unshare runs");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("opening the SQLite inbox"), "{stderr}");
+    assert!(stderr.contains("cannot open the store at"), "{stderr}");
     assert!(stderr.contains("wxpush.db"), "{stderr}");
 }

@@ -502,3 +502,96 @@ async fn a_backlog_beyond_memory_is_left_to_any_instance() {
         "every event with exactly one instance"
     );
 }
+
+/// A TCP relay to the test database that can be cut, as a network failure would.
+struct Relay {
+    addr: std::net::SocketAddr,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn to(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let links = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (accept_cut, accept_links) = (Arc::clone(&cut), Arc::clone(&links));
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if accept_cut.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused
+                }
+                let target = target.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                accept_links.lock().expect("links").push(link);
+            }
+        });
+        Self { addr, cut, links }
+    }
+
+    /// Closes every relayed connection and refuses new ones.
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().expect("links").drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The database becoming unreachable mid-run: pushes are refused with 503 (so the platform
+/// retries), `/readyz` says why, nothing unacknowledged is delivered; once the database is
+/// back, the same instance recovers without a restart.
+#[tokio::test]
+async fn losing_the_database_answers_503_and_recovers() {
+    let Some(url) = database_url() else { return };
+    let (head, tail) = url.split_once('@').expect("test URL has credentials");
+    let (host, db) = tail.split_once('/').expect("test URL names a database");
+    let relay = Relay::to(host.to_owned()).await;
+    let relayed = format!("{head}@{}/{db}", relay.addr);
+    let mut app = TestApp::spawn_on("demo", &pg_toml(&relayed, &fresh_schema())).await;
+    assert_eq!(app.push_safe("/wechat", &audit(1).raw).await.status, 200);
+    assert_eq!(app.next_event().await.id, audit(1).id);
+
+    relay.cut();
+    let refused = app.push_safe("/wechat", &audit(2).raw).await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base_url))
+        .send()
+        .await
+        .expect("readyz answers");
+    assert_eq!(ready.status(), 503);
+    let why = ready.text().await.unwrap_or_default();
+    assert!(why.contains("not ready"), "{why}");
+    let password = head.rsplit(':').next().unwrap_or(head);
+    assert!(!why.contains(password), "{why}");
+
+    relay.restore();
+    let mut status = 0;
+    for _ in 0..50 {
+        status = app.push_safe("/wechat", &audit(3).raw).await.status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "recovered once the database is back");
+    assert_eq!(app.next_event().await.id, audit(3).id);
+    let delivered = app.stop().await;
+    assert!(
+        delivered.iter().all(|e| e.id != audit(2).id),
+        "the refused push was never delivered"
+    );
+}

@@ -11,7 +11,11 @@ use crate::store::StoreError;
 /// Maps a driver error, with the server's message and SQLSTATE when there is one.
 pub(super) fn classify(e: &tokio_postgres::Error) -> StoreError {
     if let Some(db) = e.as_db_error() {
-        let text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        let text = format!(
+            "PostgreSQL says: {} (SQLSTATE {})",
+            db.message(),
+            db.code().code()
+        );
         return match *db.code() {
             SqlState::DISK_FULL | SqlState::PROGRAM_LIMIT_EXCEEDED => StoreError::Full(text),
             SqlState::READ_ONLY_SQL_TRANSACTION => StoreError::ReadOnly(format!(
@@ -20,7 +24,7 @@ pub(super) fn classify(e: &tokio_postgres::Error) -> StoreError {
             _ => StoreError::Database(text),
         };
     }
-    let mut text = e.to_string();
+    let mut text = format!("PostgreSQL connection: {e}");
     if let Some(source) = e.source() {
         text = format!("{text}: {source}");
     }

@@ -86,7 +86,8 @@ pub(super) async fn migrate(
     schema: &str,
     target: &str,
 ) -> Result<Vec<i32>, StoreError> {
-    let fail = |e: StoreError| open_error(target, format!("migrating schema {schema}: {e}"));
+    let fail =
+        |e: StoreError| open_error(target, format!("migrating schema {schema}: {}", e.detail()));
     let tx = client.transaction().await.map_err(|e| fail(classify(&e)))?;
     // One lock per schema: instances of different deployments sharing a database (or tests
     // using a schema each) do not wait for each other.

@@ -110,7 +110,7 @@ impl PostgresStore {
         let mut client = pool
             .get()
             .await
-            .map_err(|e| open_error(&target, pool_error(e)))?;
+            .map_err(|e| open_error(&target, pool_error(e).detail()))?;
         let applied = migrations::migrate(&mut client, &config.schema, &target).await?;
         if !applied.is_empty() {
             tracing::info!(versions = ?applied, "migrated the PostgreSQL schema {}", config.schema);
