@@ -22,7 +22,7 @@
 //! | [`cipher`] | AES-256-CBC, PKCS#7/32, the frame, the key type |
 //! | [`fields`] | lenient XML/JSON reading into text fields |
 //! | [`event`] | typed events: common fields, category audit, generic |
-//! | [`store`] | the durable inbox: trait, SQLite implementation, group commit |
+//! | [`store`] | the durable inbox: trait; SQLite (one instance) and PostgreSQL (replicas, leases), both with group commit |
 //! | [`dispatch`] | delivery with timeout, backoff and dead events; pruning |
 //! | [`quarantine`] | re-processing quarantined pushes |
 //! | [`clock`] | unix time and RFC 3339 |
