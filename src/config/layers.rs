@@ -28,6 +28,11 @@ pub(super) const ENV_OVERRIDES: &[(&str, &[&str], ValueKind)] = &[
         ValueKind::Integer,
     ),
     (
+        "WXPUSH_POSTGRES_CA_FILE",
+        &["postgres", "ca_file"],
+        ValueKind::Text,
+    ),
+    (
         "WXPUSH_POSTGRES_LEASE_SECS",
         &["postgres", "lease_secs"],
         ValueKind::Integer,

@@ -614,6 +614,7 @@ mod tests {
                     (&"WXPUSH_STORE", _) => "postgres",
                     (&"WXPUSH_DATABASE_URL", _) => "postgres://u:p@db.example/inbox",
                     (&"WXPUSH_POSTGRES_LEASE_SECS", _) => "5000",
+                    (&"WXPUSH_POSTGRES_CA_FILE", _) => "Cargo.toml",
                     (&"WXPUSH_ENCODING_AES_KEY", _) => {
                         "FqRfJtSZ1eTemafkXIDruAmV0cJPssQEyOyi7ODadSB"
                     }

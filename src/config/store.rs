@@ -41,6 +41,9 @@ pub struct PostgresConfig {
     /// How long an instance owns the events it took for delivery; after it, another
     /// instance may deliver them (the owner is assumed dead).
     pub lease: Duration,
+    /// PEM file of the CA that signed the server's certificate, trusted beside the public
+    /// roots when the URL asks for TLS (`sslmode=require`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +53,8 @@ pub(super) struct RawPostgres {
     schema: String,
     pool_size: i64,
     lease_secs: i64,
+    #[serde(default)]
+    ca_file: String,
 }
 
 /// Resolves `store` (empty = postgres when a URL is set, else sqlite) and validates the
@@ -134,7 +139,18 @@ fn validate_postgres(
             ),
         ));
     }
+    let ca_file =
+        (!raw.ca_file.trim().is_empty()).then(|| std::path::PathBuf::from(raw.ca_file.trim()));
+    if let Some(path) = &ca_file {
+        if !path.is_file() {
+            return Err(ConfigError::new(
+                "postgres.ca_file",
+                format!("{} is not a readable file", path.display()),
+            ));
+        }
+    }
     Ok(PostgresConfig {
+        ca_file,
         url: Secret::new(url.to_owned()),
         target: describe_target(&parsed),
         schema,
@@ -166,6 +182,7 @@ mod tests {
             schema: "public".to_owned(),
             pool_size: 8,
             lease_secs: 60,
+            ca_file: String::new(),
         }
     }
 
@@ -204,6 +221,9 @@ mod tests {
         let mut short = raw("postgres://a@h/d");
         short.lease_secs = 30;
         assert!(err("", short).contains("longer than delivery.attempt_timeout_secs"));
+        let mut ca = raw("postgres://a@h/d?sslmode=require");
+        ca.ca_file = "/nonexistent/ca.pem".to_owned();
+        assert!(err("", ca).contains("postgres.ca_file"));
         let mut schema = raw("postgres://a@h/d");
         schema.schema = "Robert'); DROP".to_owned();
         assert!(err("", schema).contains("postgres.schema"));

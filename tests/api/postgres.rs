@@ -595,3 +595,59 @@ async fn losing_the_database_answers_503_and_recovers() {
         "the refused push was never delivered"
     );
 }
+
+/// With `sslmode=require` the connection is encrypted and the server's certificate is
+/// verified: against the configured CA it connects (and the server sees TLS); without that
+/// CA the self-signed test certificate is refused with a message saying so.
+#[tokio::test]
+async fn sslmode_require_encrypts_and_verifies_the_server() {
+    let Some(url) = database_url() else { return };
+    let Some(ca) = std::env::var("WXPUSH_TEST_DATABASE_CA")
+        .ok()
+        .filter(|ca| !ca.is_empty())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but WXPUSH_TEST_DATABASE_CA is not: .ci/with-postgres sets it"
+        );
+        eprintln!("SKIPPED: the test server has no TLS (WXPUSH_TEST_DATABASE_CA unset)");
+        return;
+    };
+    let app_name = format!("wxpush_tls_{:08x}", rand::random::<u32>());
+    let tls_url = format!("{url}?sslmode=require&application_name={app_name}");
+    let schema = fresh_schema();
+    let toml = format!("{}ca_file = \"{ca}\"\n", pg_toml(&tls_url, &schema));
+    let config = Config::from_toml(&toml).expect("valid config");
+    let StoreKind::Postgres(pg) = &config.store else {
+        panic!("postgres store");
+    };
+    let store = PostgresStore::open(pg).await.expect("connects over TLS");
+    assert_eq!(
+        store.record(audit(1)).await.expect("records"),
+        Recorded::New
+    );
+    let client = connect(&url).await;
+    let row = client
+        .query_one(
+            "SELECT count(*), coalesce(bool_and(s.ssl), false) FROM pg_stat_ssl s
+             JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1",
+            &[&app_name],
+        )
+        .await
+        .expect("query");
+    let (connections, all_tls): (i64, bool) = (row.get(0), row.get(1));
+    assert!(
+        connections >= 1 && all_tls,
+        "{connections} connections, TLS: {all_tls}"
+    );
+
+    let config = Config::from_toml(&pg_toml(&tls_url, &schema)).expect("valid config");
+    let StoreKind::Postgres(pg) = &config.store else {
+        panic!("postgres store");
+    };
+    let err = PostgresStore::open(pg)
+        .await
+        .expect_err("unknown CA")
+        .to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}

@@ -5,6 +5,8 @@
 //!   answered only after its transaction commits.
 //! - The event id is the primary key: a platform retry that reaches another replica is
 //!   counted as a duplicate, never stored twice.
+//! - With `sslmode=require` in the URL, connections use TLS (rustls) and verify the
+//!   server's certificate (`tls.rs`).
 //! - Dispatchers take due events with `FOR UPDATE SKIP LOCKED` and lease them for
 //!   `postgres.lease_secs`: no two replicas attempt the same event at once, and the events
 //!   of a replica that dies are taken by the others when its lease expires.
@@ -12,6 +14,7 @@
 mod batch;
 mod errors;
 mod migrations;
+mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -92,13 +95,16 @@ impl PostgresStore {
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(CONNECT_TIMEOUT);
         }
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            let tls =
+                tls::connector(config.ca_file.as_deref()).map_err(|e| open_error(&target, e))?;
+            Manager::from_config(pg, tls, manager_config)
+        } else {
+            Manager::from_config(pg, NoTls, manager_config)
+        };
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
             .runtime(Runtime::Tokio1)
