@@ -26,7 +26,10 @@ pub fn init_buffered(format: LogFormat) -> tracing_appender::non_blocking::Worke
         .thread_name("wxpush-log")
         // The thread writes every queued line, then flushes: under load many lines share one
         // write to stderr instead of one system call each.
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     install(format, writer);
     guard
 }
