@@ -95,17 +95,16 @@ pub(super) fn spawn(
 
 /// Answers every write; new events leased to this instance go to its dispatcher first.
 fn reply(batch: Vec<Write>, result: Result<Vec<Recorded>, StoreError>, owner: Option<&Owner>) {
-    let mut recorded = match &result {
-        Ok(outcomes) => outcomes.clone().into_iter(),
-        Err(_) => Vec::new().into_iter(),
+    let (mut recorded, failure) = match result {
+        Ok(outcomes) => (outcomes.into_iter(), None),
+        Err(e) => (Vec::new().into_iter(), Some(e)),
     };
+    let outcome_of_batch = || failure.clone().map_or(Ok(()), Err);
     for write in batch {
         match write {
             Write::Record { event, now, reply } => {
-                let outcome = match &result {
-                    Ok(_) => recorded.next().ok_or(StoreError::Closed),
-                    Err(e) => Err(e.clone()),
-                };
+                let outcome =
+                    outcome_of_batch().and_then(|()| recorded.next().ok_or(StoreError::Closed));
                 if let (Ok(Recorded::New), Some(owner)) = (&outcome, owner) {
                     let until = now.saturating_add(owner.lease_ms);
                     owner.held.push(*event, now, &owner.name, until);
@@ -113,7 +112,7 @@ fn reply(batch: Vec<Write>, result: Result<Vec<Recorded>, StoreError>, owner: Op
                 let _ = reply.send(outcome);
             }
             Write::Delivered { reply, .. } => {
-                let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+                let _ = reply.send(outcome_of_batch());
             }
         }
     }

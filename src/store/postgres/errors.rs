@@ -17,7 +17,7 @@ pub(super) fn classify(e: &tokio_postgres::Error) -> StoreError {
             db.code().code()
         );
         return match *db.code() {
-            SqlState::DISK_FULL | SqlState::PROGRAM_LIMIT_EXCEEDED => StoreError::Full(text),
+            SqlState::DISK_FULL => StoreError::Full(text),
             SqlState::READ_ONLY_SQL_TRANSACTION => StoreError::ReadOnly(format!(
                 "{text}; is the URL pointing at a read-only standby?"
             )),

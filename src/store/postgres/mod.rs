@@ -411,18 +411,13 @@ impl Store for PostgresStore {
                     .query(
                         &format!(
                             "WITH due AS (
-                                 SELECT id FROM events
+                                 SELECT id AS due_id FROM events
                                  WHERE status = 'pending' AND next_attempt_at <= $1
                                  ORDER BY seq LIMIT $2
                                  FOR UPDATE SKIP LOCKED)
-                             UPDATE events e SET next_attempt_at = $3, lease_owner = $4
-                             FROM due WHERE e.id = due.id
-                             RETURNING e.seq, {}",
-                            EVENT_COLUMNS
-                                .split(", ")
-                                .map(|c| format!("e.{}", c.trim()))
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                             UPDATE events SET next_attempt_at = $3, lease_owner = $4
+                             FROM due WHERE id = due.due_id
+                             RETURNING seq, {EVENT_COLUMNS}"
                         ),
                         &[&now, &limit(wanted), &until, &self.owner],
                     )
