@@ -2,8 +2,9 @@
 //! `synchronous = FULL` so a commit is on disk before it returns.
 //!
 //! Writes go through one writer thread that commits everything queued since its last
-//! commit in one transaction (group commit): under load, many pushes share one fsync. Each
-//! write runs in its own savepoint, so one failing write does not undo the others. Reads use
+//! commit in one transaction (group commit): under load, many pushes share one fsync. A
+//! failing statement undoes only itself, and a write of several statements runs them in a
+//! savepoint ([`atomic`]), so one failing write does not undo the others. Reads use
 //! a second connection; WAL lets them run beside the writer, and beside other processes
 //! (the events CLI) using the same file.
 
@@ -42,7 +43,39 @@ const HOLDER: &str = "the running server";
 /// What the writer thread reports back to one write after the batch's commit.
 type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 /// One write: runs inside the batch transaction; says whether it succeeded.
-type Job = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> (bool, Completion) + Send>;
+type Job = Box<dyn FnOnce(Result<&Tx<'_>, &StoreError>) -> (bool, Completion) + Send>;
+
+/// The writer's open transaction, as the writes of one batch see it.
+struct Tx<'c> {
+    conn: &'c Connection,
+    /// Whether a submission is waiting for its audit result, once a write asked.
+    open_submissions: std::cell::Cell<Option<bool>>,
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Tx<'_> {
+    /// Whether any submission waits for its audit result. Asked once per transaction: no
+    /// other connection can add one while the writer holds the write lock, and this
+    /// transaction's own additions set it.
+    fn has_open_submissions(&self) -> Result<bool, StoreError> {
+        if let Some(open) = self.open_submissions.get() {
+            return Ok(open);
+        }
+        let open = db(self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM submissions WHERE status = 'pending')")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0))))?;
+        self.open_submissions.set(Some(open));
+        Ok(open)
+    }
+}
 
 /// The SQLite inbox. Cheap to share behind an `Arc`.
 pub struct SqliteStore {
@@ -202,7 +235,7 @@ impl SqliteStore {
     /// Queues a write for the next group commit; resolves once it is durable.
     fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> BoxFuture<'_, Result<T, StoreError>> {
         self.write_then(f, |t| t)
     }
@@ -211,7 +244,7 @@ impl SqliteStore {
     /// write is durable, whether or not anyone still awaits the result.
     fn write_then<T: Send + 'static, U: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError> + Send + 'static,
         after_commit: impl FnOnce(T) -> U + Send + 'static,
     ) -> BoxFuture<'_, Result<U, StoreError>> {
         let (tx, rx) = oneshot::channel::<Result<U, StoreError>>();
@@ -282,19 +315,32 @@ fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>, counters: &WriteCounter
             }
             continue;
         }
+        let tx = Tx {
+            conn: &conn,
+            open_submissions: std::cell::Cell::new(None),
+        };
         let mut completions = Vec::with_capacity(batch.len());
+        let mut aborted = None;
         for job in batch {
-            let savepoint = run(&conn, "SAVEPOINT job");
-            let (ok, completion) = job(Ok(&conn));
-            if savepoint.is_ok() {
-                if !ok {
-                    let _ = run(&conn, "ROLLBACK TO job");
-                }
-                let _ = run(&conn, "RELEASE job");
+            if let Some(err) = &aborted {
+                let (_, completion) = job(Err(err));
+                completions.push(completion);
+                continue;
             }
+            let (ok, completion) = job(Ok(&tx));
             completions.push(completion);
+            // Some errors (a full disk, an I/O error) make SQLite roll back the whole
+            // transaction: then nothing of this batch can be committed.
+            if !ok && conn.is_autocommit() {
+                aborted = Some(StoreError::Database(
+                    "an error in this batch rolled back its transaction".into(),
+                ));
+            }
         }
-        let commit = run(&conn, "COMMIT").map_err(classify);
+        let commit = match aborted {
+            Some(err) => Err(err),
+            None => run(&conn, "COMMIT").map_err(classify),
+        };
         if commit.is_ok() {
             counters.commits.fetch_add(1, Ordering::Relaxed);
             counters
@@ -357,6 +403,24 @@ fn run_checkpoints(conn: &Connection, alive: &std::sync::Weak<()>, counters: &Wr
     let _ = passive();
 }
 
+/// Runs `f`'s statements all or none: in a savepoint, rolled back if `f` fails. Only
+/// writes of more than one statement need it; a single failing statement undoes itself.
+fn atomic<T>(
+    conn: &Connection,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    db(run(conn, "SAVEPOINT write"))?;
+    let result = f();
+    // After an error that rolled back the whole transaction, no savepoint is left.
+    if !conn.is_autocommit() {
+        if result.is_err() {
+            let _ = run(conn, "ROLLBACK TO write");
+        }
+        let _ = run(conn, "RELEASE write");
+    }
+    result
+}
+
 /// Runs a statement without parameters through the statement cache.
 fn run(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql)?.execute([])
@@ -382,11 +446,21 @@ fn db<T>(r: rusqlite::Result<T>) -> Result<T, StoreError> {
 }
 
 /// Inserts `event` (due at `due_at`) unless its id exists; counts the duplicate otherwise.
-fn insert_event(
+fn insert_event(tx: &Tx<'_>, event: &Event, now: i64, due_at: i64) -> Result<Recorded, StoreError> {
+    if event.category_audit().is_some() && tx.has_open_submissions()? {
+        atomic(tx, || insert_event_then(tx, event, now, due_at, true))
+    } else {
+        insert_event_then(tx, event, now, due_at, false)
+    }
+}
+
+/// [`insert_event`]'s statements; a new event resolves a submission when `resolve` is set.
+fn insert_event_then(
     conn: &Connection,
     event: &Event,
     now: i64,
     due_at: i64,
+    resolve: bool,
 ) -> Result<Recorded, StoreError> {
     let inserted = exec(conn,
         "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at)
@@ -395,7 +469,9 @@ fn insert_event(
         params![event.id, now, event.app, event.authorizer_appid, event.name(), event.raw, due_at],
     )?;
     if inserted == 1 {
-        resolve_submission(conn, event, now)?;
+        if resolve {
+            resolve_submission(conn, event, now)?;
+        }
         return Ok(Recorded::New);
     }
     exec(
@@ -622,24 +698,26 @@ impl Store for SqliteStore {
     }
 
     fn replay(&self, ids: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
-        self.write(move |conn| {
+        self.write(move |tx| {
             let now = clock::now_ms();
-            let mut count = 0;
-            for id in &ids {
-                count += exec(
-                    conn,
-                    // An event held for delivery right now is left as it is: it is about
-                    // to be delivered, and making it due would deliver it twice.
-                    "UPDATE events SET status = 'pending', attempts = 0, delivered_at = NULL,
+            atomic(tx, || {
+                let mut count = 0;
+                for id in &ids {
+                    count += exec(
+                        tx,
+                        // An event held for delivery right now is left as it is: it is about
+                        // to be delivered, and making it due would deliver it twice.
+                        "UPDATE events SET status = 'pending', attempts = 0, delivered_at = NULL,
                      next_attempt_at = CASE
                          WHEN status = 'pending' AND attempts = 0
                               AND next_attempt_at = received_at + ?3 THEN next_attempt_at
                          ELSE ?2 END
                      WHERE id = ?1",
-                    params![id, now, HOLD_MS],
-                )?;
-            }
-            Ok(count)
+                        params![id, now, HOLD_MS],
+                    )?;
+                }
+                Ok(count)
+            })
         })
     }
 
@@ -671,15 +749,17 @@ impl Store for SqliteStore {
         quarantine_id: String,
         event: Event,
     ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
-        self.write(move |conn| {
+        self.write(move |tx| {
             let now = clock::now_ms();
-            let recorded = insert_event(conn, &event, now, now)?;
-            exec(
-                conn,
-                "DELETE FROM quarantine WHERE id = ?1",
-                params![quarantine_id],
-            )?;
-            Ok(recorded)
+            atomic(tx, || {
+                let recorded = insert_event(tx, &event, now, now)?;
+                exec(
+                    tx,
+                    "DELETE FROM quarantine WHERE id = ?1",
+                    params![quarantine_id],
+                )?;
+                Ok(recorded)
+            })
         })
     }
 
@@ -743,12 +823,13 @@ impl Store for SqliteStore {
     }
 
     fn record_submission(&self, s: Submission) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.write(move |conn| {
-            exec(conn,
+        self.write(move |tx| {
+            exec(tx,
                 "INSERT INTO submissions (id, app, authorizer_appid, first, second, status, submitted_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
                 params![s.id, s.app, s.authorizer_appid, s.first, s.second, s.submitted_at],
             )?;
+            tx.open_submissions.set(Some(true));
             Ok(())
         })
     }
@@ -791,18 +872,20 @@ impl Store for SqliteStore {
     }
 
     fn release(&self, ids: Vec<String>) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.write(move |conn| {
+        self.write(move |tx| {
             let now = clock::now_ms();
-            for id in &ids {
-                exec(
-                    conn,
-                    "UPDATE events SET next_attempt_at = ?2
-                     WHERE id = ?1 AND status = 'pending' AND attempts = 0
-                       AND next_attempt_at = received_at + ?3",
-                    params![id, now, HOLD_MS],
-                )?;
-            }
-            Ok(())
+            atomic(tx, || {
+                for id in &ids {
+                    exec(
+                        tx,
+                        "UPDATE events SET next_attempt_at = ?2
+                         WHERE id = ?1 AND status = 'pending' AND attempts = 0
+                           AND next_attempt_at = received_at + ?3",
+                        params![id, now, HOLD_MS],
+                    )?;
+                }
+                Ok(())
+            })
         })
     }
 
