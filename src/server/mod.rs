@@ -27,6 +27,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+use error::Failure;
 
 use crate::app::App;
 use crate::config::Config;
@@ -116,7 +117,7 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
             "/wechat/{seg}/{authorizer}/callback",
             get(routes::url_check_named_authorizer).post(routes::push_named_authorizer),
         )
-        .layer(middleware::from_fn(time_request));
+        .layer(middleware::from_fn(observe_request));
     Router::new()
         .merge(wechat)
         .route("/healthz", get(|| async { "ok" }))
@@ -130,23 +131,42 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         ))
         .layer(CatchPanicLayer::new())
         .layer(
-            // The query holds signatures and nonces: spans record the path only.
+            // The query holds signatures and nonces: spans record the path only. At debug
+            // level: creating a span for every push costs more than the push's decryption,
+            // and failures are logged with their method and path anyway.
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
             }),
         )
 }
 
-async fn time_request(req: Request, next: Next) -> Response {
+/// Times each push and URL check, and logs a failed one with its method and path (the
+/// query holds signatures and nonces, so it is never logged).
+async fn observe_request(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = if req.method() == axum::http::Method::GET {
+    let kind = if req.method() == axum::http::Method::GET {
         "url_check"
     } else {
         "push"
     };
+    let method = req.method().clone();
+    // The path alone: a failed request is logged after the handler has consumed `req`.
+    let path = req.uri().path().to_owned();
     let response = next.run(req).await;
-    metrics::histogram!(observe::REQUEST_DURATION, "kind" => method)
+    metrics::histogram!(observe::REQUEST_DURATION, "kind" => kind)
         .record(started.elapsed().as_secs_f64());
+    if let Some(failure) = response.extensions().get::<Failure>() {
+        let Failure {
+            is_error,
+            what,
+            detail,
+        } = failure;
+        if *is_error {
+            tracing::error!(%method, %path, error = %detail, "{what}");
+        } else {
+            tracing::warn!(%method, %path, error = %detail, "{what}");
+        }
+    }
     response
 }
 

@@ -965,6 +965,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_submission_and_its_audit_in_one_batch_are_matched() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+        let store = SqliteStore::open(dir.path())?;
+        let submission = |n: u32| Submission {
+            id: format!("sub_{n}"),
+            app: "demo".into(),
+            authorizer_appid: None,
+            first: "1".into(),
+            second: n.to_string(),
+            status: "pending".into(),
+            reason: String::new(),
+            submitted_at: clock::now_ms(),
+            resolved_at: None,
+            event_id: None,
+        };
+        // All queued before any is awaited, so that the writer, busy with the first, takes
+        // the rest in one transaction: audits find no open submission, then the submission
+        // queued after them must still be matched by its audit.
+        let before: Vec<_> = (100..140).map(|n| store.record(audit(n))).collect();
+        let added = store.record_submission(submission(2));
+        let matched = store.record(audit(2));
+        let pending = store.record_submission(submission(3));
+        for write in before {
+            assert_eq!(write.await?, Recorded::New);
+        }
+        added.await?;
+        assert_eq!(matched.await?, Recorded::New);
+        pending.await?;
+        let submissions = store.submissions().await?;
+        let status = |id: &str| {
+            submissions
+                .iter()
+                .find(|s| s.id == id)
+                .map(|s| (s.status.clone(), s.event_id.clone()))
+        };
+        assert_eq!(
+            status("sub_2"),
+            Some(("passed".into(), Some(audit(2).id))),
+            "{submissions:?}"
+        );
+        assert_eq!(status("sub_3"), Some(("pending".into(), None)));
+        assert_eq!(
+            status(&audit(100).id).map(|s| s.0),
+            Some("unmatched".into())
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn duplicates_are_counted_not_stored_and_state_survives_reopening()
     -> Result<(), StoreError> {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
