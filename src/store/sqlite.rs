@@ -4,7 +4,7 @@
 //! Writes go through one writer thread that commits everything queued since its last
 //! commit in one transaction (group commit): under load, many pushes share one fsync. A
 //! failing statement undoes only itself, and a write of several statements runs them in a
-//! savepoint ([`atomic`]), so one failing write does not undo the others. Reads use
+//! savepoint (`atomic`), so one failing write does not undo the others. Reads use
 //! a second connection; WAL lets them run beside the writer, and beside other processes
 //! (the events CLI) using the same file.
 
