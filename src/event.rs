@@ -228,6 +228,13 @@ const COMMON_FIELDS: &[&str] = &[
     "MsgId",
 ];
 
+/// The event's id: `evt_` and 24 hex digits of a SHA-1 over what makes the message itself.
+///
+/// An event with a numeric `CreateTime` gets `evt_` + the time as 8 hex digits + 16 hex
+/// digits of the hash: its id then sorts by creation time, and the store's id index grows
+/// at its end instead of at a random place per event, which halves what each commit
+/// writes. `CreateTime` is part of such an event's identity anyway, so this changes no
+/// deduplication.
 fn identity(fields: &Fields, raw: &str, app: &str, authorizer_appid: Option<&str>) -> String {
     let mut hasher = Sha1::new();
     let mut part = |text: &str| {
@@ -237,6 +244,7 @@ fn identity(fields: &Fields, raw: &str, app: &str, authorizer_appid: Option<&str
     part(app);
     part(authorizer_appid.unwrap_or_default());
     let get = |name: &str| fields.get(name).map(str::trim).unwrap_or_default();
+    let mut created: Option<u32> = None;
     if !get("MsgId").is_empty() {
         part("msg");
         part(get("ToUserName"));
@@ -254,6 +262,7 @@ fn identity(fields: &Fields, raw: &str, app: &str, authorizer_appid: Option<&str
         );
         part(get("FromUserName"));
         part(get("CreateTime"));
+        created = get("CreateTime").parse().ok();
         part(
             fields
                 .get_any(&["Event", "InfoType"])
@@ -275,7 +284,10 @@ fn identity(fields: &Fields, raw: &str, app: &str, authorizer_appid: Option<&str
         }
     }
     let digest = hasher.finalize();
-    format!("evt_{}", crate::signature::to_hex(&digest[..12]))
+    match created {
+        Some(t) => format!("evt_{t:08x}{}", crate::signature::to_hex(&digest[..8])),
+        None => format!("evt_{}", crate::signature::to_hex(&digest[..12])),
+    }
 }
 
 fn classify(fields: &Fields, event: Option<&str>, info_type: Option<&str>) -> EventKind {
@@ -463,6 +475,32 @@ mod tests {
         assert_ne!(other("a", "t1"), other("a", "t2"));
         assert_ne!(other("a", "t1"), other("b", "t1"));
         assert_eq!(audit(39, "").len(), 28);
+    }
+
+    #[test]
+    fn ids_start_with_the_creation_time_and_sort_by_it() {
+        let at = |create_time: &str| {
+            Event::parse(
+                &format!("<xml><ToUserName>gh</ToUserName><CreateTime>{create_time}</CreateTime><Event>wxa_category_audit</Event><ret>3</ret></xml>"),
+                "demo",
+                None,
+            )
+            .id
+        };
+        assert!(
+            at("1488800000").starts_with("evt_58bd4900"),
+            "{}",
+            at("1488800000")
+        );
+        assert!(at("1764000000") < at("1764000001"));
+        assert!(at("1764000001") < at("1764000016"));
+        // Without a numeric time the id is all hash, of the same length.
+        for id in [at("soon"), at("")] {
+            assert_eq!(id.len(), 28, "{id}");
+            assert!(id[4..].bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        }
+        let raw = Event::parse("not xml", "demo", None).id;
+        assert_eq!(raw.len(), 28, "{raw}");
     }
 
     #[test]
