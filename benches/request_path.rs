@@ -9,6 +9,10 @@ use wxpush::push::{self, Mode, PushQuery};
 use wxpush::simulate::{self, SEED_SAMPLE};
 use wxpush::{App, Event, Secret};
 
+/// The allocator the `wxpush` binary runs with, so that allocation costs match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const KEY: &str = "FqRfJtSZ1eTemafkXIDruAmV0cJPssQEyOyi7ODadSB";
 
 fn main() {
