@@ -57,11 +57,13 @@ fn options() -> Options {
     }
 }
 
-/// The `i`-th distinct push: a category audit with its own `second` and `CreateTime`.
+/// The `i`-th distinct push: a category audit with its own `second`. Its `CreateTime`
+/// advances one second every 30 000 pushes, as for messages created in real time at about
+/// the rate served: thousands of pushes share each second (and so the start of their ids).
 fn make_push(app: &wxpush::App, i: usize) -> (String, String) {
     let message = format!(
         "<xml><ToUserName><![CDATA[gh_load]]></ToUserName><FromUserName><![CDATA[o_load]]></FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[wxa_category_audit]]></Event><ret>{}</ret><first>8</first><second>{i}</second><reason><![CDATA[资质证明不清晰，请重新上传营业执照。资质证明不清晰，请重新上传营业执照。]]></reason></xml>",
-        1_764_000_000 + i,
+        1_764_000_000 + i / 30_000,
         2 + i % 2
     );
     let p = simulate::build(app, &message, Mode::Safe);
