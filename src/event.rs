@@ -261,8 +261,9 @@ fn identity(fields: &Fields, raw: &str, app: &str, authorizer_appid: Option<&str
                 .trim(),
         );
         part(get("FromUserName"));
-        part(get("CreateTime"));
-        created = get("CreateTime").parse().ok();
+        let create_time = get("CreateTime");
+        part(create_time);
+        created = create_time.parse().ok();
         part(
             fields
                 .get_any(&["Event", "InfoType"])
