@@ -96,6 +96,12 @@ fn parse_seed_sample() -> Event {
 }
 
 #[divan::bench]
+fn dedup_key(bencher: divan::Bencher) {
+    let event = Event::parse(&message(), "demo", None);
+    bencher.bench_local(|| black_box(&event).dedup_key());
+}
+
+#[divan::bench]
 fn envelope_and_fields(bencher: divan::Bencher) {
     let (_, body) = push();
     bencher.bench_local(|| wxpush::fields::Fields::parse_detected(black_box(&body)));

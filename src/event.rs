@@ -198,6 +198,17 @@ impl Event {
         }
     }
 
+    /// Computes the deduplication key from the event's fields, as [`Event::parse`] did for
+    /// [`Event::id`]: a platform retry of the same message gives the same key.
+    pub fn dedup_key(&self) -> String {
+        identity(
+            &self.fields,
+            &self.raw,
+            &self.app,
+            self.authorizer_appid.as_deref(),
+        )
+    }
+
     /// The category audit, when this is one.
     pub fn category_audit(&self) -> Option<&CategoryAudit> {
         match &self.kind {
@@ -476,6 +487,25 @@ mod tests {
         assert_ne!(other("a", "t1"), other("a", "t2"));
         assert_ne!(other("a", "t1"), other("b", "t1"));
         assert_eq!(audit(39, "").len(), 28);
+    }
+
+    #[test]
+    fn dedup_key_recomputes_the_id_and_ignores_later_state() {
+        let mut e = Event::parse(
+            "<xml><ToUserName>gh</ToUserName><CreateTime>7</CreateTime><Event>x</Event><a>1</a></xml>",
+            "demo",
+            Some("wxauth"),
+        );
+        assert_eq!(e.dedup_key(), e.id);
+        e.attempts = 3;
+        e.last_error = Some("down".into());
+        assert_eq!(e.dedup_key(), e.id);
+        let elsewhere = Event::parse(&e.raw, "demo", None);
+        assert_ne!(
+            elsewhere.dedup_key(),
+            e.id,
+            "the authorizer is part of the key"
+        );
     }
 
     #[test]
