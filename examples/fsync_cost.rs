@@ -21,6 +21,8 @@ use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod support;
+
 /// Batch sizes measured, in records per flush.
 const BATCHES: [usize; 5] = [1, 4, 16, 64, 256];
 
@@ -131,7 +133,7 @@ fn micros(d: Duration) -> f64 {
 
 /// Runs `flush` repeatedly for [`BUDGET`].
 fn measure(mut flush: impl FnMut() -> std::io::Result<()>) -> std::io::Result<Measurement> {
-    let cpu_start = cpu_time();
+    let cpu_start = support::cpu_time(None);
     let start = Instant::now();
     let mut flushes = 0u32;
     while start.elapsed() < BUDGET {
@@ -141,19 +143,6 @@ fn measure(mut flush: impl FnMut() -> std::io::Result<()>) -> std::io::Result<Me
     Ok(Measurement {
         flushes,
         wall: start.elapsed(),
-        cpu: cpu_time().saturating_sub(cpu_start),
+        cpu: support::cpu_time(None).saturating_sub(cpu_start),
     })
-}
-
-/// This process's user + system CPU time (Linux; zero elsewhere).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
-    // utime and stime are the 14th and 15th fields of the line: 12th and 13th after ')'.
-    let total = ticks(11).unwrap_or(0) + ticks(12).unwrap_or(0);
-    // The kernel reports them in clock ticks, 100 per second on Linux.
-    Duration::from_millis(total * 10)
 }

@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use wxpush::push::Mode;
+
+mod support;
 use wxpush::simulate;
 
 struct Options {
@@ -157,7 +159,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )?,
         };
         let pid = child.id();
-        let cpu_before = cpu_time(pid);
+        let cpu_before = support::cpu_time(Some(pid));
         let runtime = tokio::runtime::Runtime::new()?;
         let report = runtime.block_on(drive(
             name,
@@ -167,7 +169,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             opts.connections,
             Duration::from_secs(opts.seconds),
         ))?;
-        let cpu = cpu_time(pid).saturating_sub(cpu_before);
+        let cpu = support::cpu_time(Some(pid)).saturating_sub(cpu_before);
         let peak_rss_kib = peak_rss_kib(pid);
         let _ = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -347,21 +349,6 @@ async fn drive(
         peak_rss_kib: 0,
         cpu: Duration::ZERO,
     })
-}
-
-/// utime + stime of `pid` from /proc (Linux).
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // Fields 14 and 15 of stat are at 11 and 12 after the command name.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// VmHWM (peak resident set) of `pid`, in KiB.
