@@ -199,7 +199,9 @@ impl Event {
     }
 
     /// Computes the deduplication key from the event's fields, as [`Event::parse`] did for
-    /// [`Event::id`]: a platform retry of the same message gives the same key.
+    /// [`Event::id`]: a platform retry of the same message gives the same key. An event
+    /// stored by a version with the older id form (24 hex digits of hash alone) keeps that
+    /// id, which this key then does not match.
     pub fn dedup_key(&self) -> String {
         identity(
             &self.fields,
@@ -241,11 +243,12 @@ const COMMON_FIELDS: &[&str] = &[
 
 /// The event's id: `evt_` and 24 hex digits of a SHA-1 over what makes the message itself.
 ///
-/// An event with a numeric `CreateTime` gets `evt_` + the time as 8 hex digits + 16 hex
-/// digits of the hash: its id then sorts by creation time, and the store's id index takes
-/// new ids near its end instead of at a random place each, so a commit writes fewer index
-/// pages (half the bytes per push when few pushes share a second). `CreateTime` is part of
-/// such an event's identity anyway, so this changes no deduplication.
+/// An event identified by its fields (no `MsgId`) whose `CreateTime` is a number gets `evt_`,
+/// then the time as 8 hex digits, then 16 hex digits of the hash. Its id then sorts by
+/// creation time, and the store's id index takes new ids near its end instead of at a random
+/// place each, so a commit writes fewer index pages (half the bytes per push when few pushes
+/// share a second). `CreateTime` is part of such an event's identity anyway, so this changes
+/// no deduplication.
 fn identity(fields: &Fields, raw: &str, app: &str, authorizer_appid: Option<&str>) -> String {
     let mut hasher = Sha1::new();
     let mut part = |text: &str| {
