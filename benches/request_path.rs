@@ -27,6 +27,7 @@ fn app() -> App {
         appid: "wx5a1b2c3d4e5f6a7b".into(),
         previous_token: None,
         previous_aes_key: None,
+        require_encryption: false,
     }
 }
 

@@ -67,7 +67,11 @@ impl Handler for CategoryBoard {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(None)?;
-    wxpush::telemetry::init(config.log_format);
+    // The default filter shows wxpush's lines; this example's own lines need their target.
+    wxpush::telemetry::init_with(
+        config.log_format,
+        &format!("{},custom_handler=info", wxpush::telemetry::DEFAULT_FILTER),
+    );
     let store = wxpush::store::open(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!("listening on {}", listener.local_addr()?);

@@ -23,6 +23,17 @@ pub struct App {
     pub previous_token: Option<Secret<String>>,
     /// The EncodingAESKey before the last change, tried after the current one.
     pub previous_aes_key: Option<Secret<AesKey>>,
+    /// Refuse plain-mode pushes (401): only encrypted pushes are stored.
+    pub require_encryption: bool,
+}
+
+/// Whether `text` has the form of the platform's app ids: `wx` and 16 ASCII letters or
+/// digits. Mini Programs, official accounts and third-party platforms (component app ids)
+/// all use it.
+pub fn is_appid(text: &str) -> bool {
+    text.len() == 18
+        && text.starts_with("wx")
+        && text.bytes().skip(2).all(|b| b.is_ascii_alphanumeric())
 }
 
 impl App {

@@ -15,8 +15,10 @@ use crate::secret::Secret;
 /// The platform's API host.
 pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
 
-/// The request body.
+/// The request body. Reading one refuses unknown keys (a misspelt `certificates` is an
+/// error naming it, never a silently empty list).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddCategoryRequest {
     /// The categories to add.
     pub categories: Vec<Category>,
@@ -24,6 +26,7 @@ pub struct AddCategoryRequest {
 
 /// One category to add.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Category {
     /// First-level category id.
     pub first: i64,
@@ -36,11 +39,18 @@ pub struct Category {
 
 /// A qualification document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Certificate {
     /// The document's name, as the category requires it.
     pub key: String,
     /// The media id of the uploaded file.
     pub value: String,
+    /// When the qualification expires (unix seconds), when the category asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_time: Option<i64>,
+    /// Whether the qualification never expires (`1`) or not (`0`), when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_permanent: Option<i64>,
 }
 
 /// Why `addcategory` failed.
@@ -93,10 +103,8 @@ pub async fn add_category(
     attempts: u32,
     backoff: Duration,
 ) -> Result<(), AddCategoryError> {
-    let url = format!(
-        "{}/cgi-bin/wxopen/addcategory",
-        api_base.trim_end_matches('/')
-    );
+    let api_base = api_base.trim_end_matches('/');
+    let url = format!("{api_base}/cgi-bin/wxopen/addcategory");
     let attempts = attempts.max(1);
     let body = serde_json::to_string(request).map_err(|e| AddCategoryError::Http(e.to_string()))?;
     let mut delay = backoff;
@@ -108,7 +116,7 @@ pub async fn add_category(
             .body(body.clone())
             .send()
             .await
-            .map_err(|e| AddCategoryError::Http(e.without_url().to_string()))?;
+            .map_err(|e| AddCategoryError::Http(unreachable(api_base, e)))?;
         let status = response.status();
         let text = response
             .text()
@@ -141,6 +149,20 @@ pub async fn add_category(
     Err(AddCategoryError::Busy(attempts))
 }
 
+/// Says which host could not be reached and why, from the error's whole chain of causes
+/// (the URL, which holds the access token, is left out).
+fn unreachable(api_base: &str, error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = format!("cannot reach {api_base}: {error}");
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +176,8 @@ mod tests {
                 certicates: vec![Certificate {
                     key: "营业执照".into(),
                     value: "media_1".into(),
+                    expire_time: None,
+                    is_permanent: None,
                 }],
             }],
         };
@@ -162,5 +186,27 @@ mod tests {
             r#"{"categories":[{"first":8,"second":39,"certicates":[{"key":"营业执照","value":"media_1"}]}]}"#
         );
         Ok(())
+    }
+
+    #[test]
+    fn expiry_fields_are_read_and_sent_as_given() -> serde_json::Result<()> {
+        let text = r#"{"categories":[{"first":8,"second":39,"certicates":[{"key":"k","value":"m","expire_time":1767225600,"is_permanent":0}]}]}"#;
+        let request: AddCategoryRequest = serde_json::from_str(text)?;
+        assert_eq!(
+            request.categories[0].certicates[0].expire_time,
+            Some(1_767_225_600)
+        );
+        assert_eq!(serde_json::to_string(&request)?, text);
+        Ok(())
+    }
+
+    #[test]
+    fn a_misspelt_key_is_an_error_naming_it() {
+        let text = r#"{"categories":[{"first":8,"second":39,"certificates":[]}]}"#;
+        let error = serde_json::from_str::<AddCategoryRequest>(text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("unknown field `certificates`"), "{error}");
     }
 }

@@ -112,10 +112,17 @@ impl Dispatcher {
                 tracing::warn!(%error, "cannot resume events held by the previous run; they fall due within the hour")
             }
         }
+        let mut unrecorded = Unrecorded::default();
         while !*shutdown.borrow() {
+            unrecorded.apply(&*self.store).await;
             let now = clock::now_ms();
             let due = match self.store.due(now, BATCH).await {
-                Ok(due) => due,
+                // An event whose outcome is still waiting to be written is not attempted
+                // again: its delivery already happened.
+                Ok(due) => due
+                    .into_iter()
+                    .filter(|r| !unrecorded.holds(&r.event.id))
+                    .collect::<Vec<_>>(),
                 Err(error) => {
                     tracing::error!(%error, "dispatcher: cannot read pending events");
                     self.idle(POLL, &mut shutdown).await;
@@ -150,16 +157,19 @@ impl Dispatcher {
                 }
                 match self.attempt(record, &mut shutdown).await {
                     Attempt::Delivered(id, mark) => marks.push((id, mark)),
-                    Attempt::Failed => {}
+                    Attempt::Failed(outcome, Ok(())) => drop(outcome),
+                    Attempt::Failed(outcome, Err(error)) => unrecorded.keep(outcome, &error),
                     Attempt::Abandoned(id) => abandoned.push(id),
                 }
             }
             for (id, mark) in marks {
                 if let Err(error) = mark.await {
-                    tracing::error!(%id, %error, "delivered, but cannot record it; it will be delivered again");
+                    unrecorded.keep(Outcome::Delivered(id), &error);
                 }
             }
         }
+        unrecorded.apply(&*self.store).await;
+        unrecorded.report_left();
         // On a shared store, events leased to this instance go back to the others now
         // rather than when their leases expire; an abandoned attempt keeps its lease, as it
         // may still be running in the handler's world.
@@ -255,14 +265,13 @@ impl Dispatcher {
                 event.id
             ),
         }
-        if let Err(store_error) = self
-            .store
-            .mark_failed(event.id.clone(), error, retry_at)
-            .await
-        {
-            tracing::error!(id = %event.id, error = %store_error, "cannot record the failed attempt");
-        }
-        Attempt::Failed
+        let outcome = Outcome::Failed {
+            id: event.id.clone(),
+            error,
+            retry_at,
+        };
+        let written = outcome.write(&*self.store).await;
+        Attempt::Failed(outcome, written)
     }
 }
 
@@ -270,10 +279,101 @@ impl Dispatcher {
 enum Attempt<'a> {
     /// Accepted; the write marking it delivered is queued.
     Delivered(String, BoxFuture<'a, Result<(), StoreError>>),
-    /// Failed; the failure is recorded.
-    Failed,
+    /// Failed, with whether recording the failure succeeded.
+    Failed(Outcome, Result<(), StoreError>),
     /// Still running when shutdown's grace period ended.
     Abandoned(String),
+}
+
+/// The outcome of an attempt, as the store records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// The handler accepted the event.
+    Delivered(String),
+    /// The handler failed: retry at `retry_at` (unix ms), or dead when `None`.
+    Failed {
+        id: String,
+        error: String,
+        retry_at: Option<i64>,
+    },
+}
+
+impl Outcome {
+    fn id(&self) -> &str {
+        match self {
+            Self::Delivered(id) | Self::Failed { id, .. } => id,
+        }
+    }
+
+    async fn write(&self, store: &dyn Store) -> Result<(), StoreError> {
+        match self {
+            Self::Delivered(id) => store.mark_delivered(id.clone()).await,
+            Self::Failed {
+                id,
+                error,
+                retry_at,
+            } => {
+                store
+                    .mark_failed(id.clone(), error.clone(), *retry_at)
+                    .await
+            }
+        }
+    }
+}
+
+/// Outcomes the store refused to write (a full disk, a lost database), kept in memory and
+/// written again before every look at the store, so they are recorded as soon as the store
+/// accepts writes again: no restart, and no hour-long wait for a delivered event to be
+/// delivered again. Only a crash before then loses them, and then the events are delivered
+/// again (at least once).
+#[derive(Debug, Default)]
+struct Unrecorded {
+    outcomes: Vec<Outcome>,
+}
+
+impl Unrecorded {
+    fn holds(&self, id: &str) -> bool {
+        self.outcomes.iter().any(|o| o.id() == id)
+    }
+
+    fn keep(&mut self, outcome: Outcome, error: &StoreError) {
+        if self.outcomes.is_empty() {
+            tracing::error!(id = %outcome.id(), %error, "cannot record a delivery outcome; it is kept in memory and written as soon as the store accepts writes");
+        } else {
+            tracing::debug!(id = %outcome.id(), %error, "cannot record a delivery outcome; kept with the others");
+        }
+        if !self.holds(outcome.id()) {
+            self.outcomes.push(outcome);
+        }
+    }
+
+    /// Writes the kept outcomes, oldest first, stopping at the first the store refuses.
+    async fn apply(&mut self, store: &dyn Store) {
+        let mut written = 0;
+        for outcome in &self.outcomes {
+            if outcome.write(store).await.is_err() {
+                break;
+            }
+            written += 1;
+        }
+        if written > 0 {
+            self.outcomes.drain(..written);
+            tracing::info!(
+                written,
+                left = self.outcomes.len(),
+                "recorded delivery outcomes the store had refused"
+            );
+        }
+    }
+
+    fn report_left(&self) {
+        if !self.outcomes.is_empty() {
+            tracing::warn!(
+                events = self.outcomes.len(),
+                "shutdown: delivery outcomes still unrecorded; these events will be delivered again after the restart"
+            );
+        }
+    }
 }
 
 /// Deletes delivered events older than `retention`, now and then every hour, until

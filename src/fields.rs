@@ -247,7 +247,8 @@ fn is_name_byte(b: u8) -> bool {
 }
 
 fn read_xml_leniently(text: &str) -> Fields {
-    let mut reader = Reader::from_str(text);
+    let text = escape_stray(text);
+    let mut reader = Reader::from_str(&text);
     {
         let config = reader.config_mut();
         config.check_end_names = false;
@@ -307,6 +308,69 @@ fn read_xml_leniently(text: &str) -> Fields {
         }
     }
     fields
+}
+
+/// Escapes what strict XML forbids unescaped in text but a sender may still write, so that
+/// the reader keeps it instead of stopping there: a `&` that starts no reference (`x & y`)
+/// and a `<` that starts no markup (`a < b`, `<3`). CDATA sections and comments are copied
+/// as they are. (A `<` directly followed by a letter reads as a tag, as in any XML.)
+fn escape_stray(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let stray = match bytes[i] {
+            b'<' => {
+                let rest = &text[i..];
+                let skip = if rest.starts_with("<![CDATA[") {
+                    Some(rest.find("]]>").map_or(rest.len(), |end| end + 3))
+                } else if rest.starts_with("<!--") {
+                    Some(rest.find("-->").map_or(rest.len(), |end| end + 3))
+                } else {
+                    None
+                };
+                if let Some(skip) = skip {
+                    i += skip;
+                    continue;
+                }
+                let markup = bytes.get(i + 1).is_some_and(|&c| {
+                    c.is_ascii_alphabetic()
+                        || matches!(c, b'_' | b':' | b'/' | b'!' | b'?')
+                        || c >= 0x80
+                });
+                (!markup).then_some("&lt;")
+            }
+            b'&' => (!starts_reference(&text[i + 1..])).then_some("&amp;"),
+            _ => None,
+        };
+        if let Some(escaped) = stray {
+            let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
+            out.push_str(&text[copied..i]);
+            out.push_str(escaped);
+            copied = i + 1;
+        }
+        i += 1;
+    }
+    match out {
+        None => text.into(),
+        Some(mut out) => {
+            out.push_str(&text[copied..]);
+            out.into()
+        }
+    }
+}
+
+/// Whether the text after a `&` is a reference: a name or `#` number, then `;`.
+fn starts_reference(after: &str) -> bool {
+    after
+        .find(';')
+        .filter(|&end| (1..=12).contains(&end))
+        .is_some_and(|end| {
+            after[..end]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'#')
+        })
 }
 
 /// Resolves the five predefined entities and character references; anything else stays
@@ -523,6 +587,52 @@ mod tests {
             if let Some(quick) = scan_flat(&text) {
                 proptest::prop_assert_eq!(quick, read_xml_leniently(&text), "{:?}", text);
             }
+        }
+    }
+
+    #[test]
+    fn characters_strict_xml_forbids_unescaped_are_kept() {
+        for value in [
+            "x & y",
+            "a < b",
+            "score <60 & rank>3",
+            "<3",
+            "AT&T",
+            "& ;",
+            "1 <= 2 && 3",
+        ] {
+            let text = format!("<xml><reason>{value}</reason><B>end</B></xml>");
+            let f = Fields::parse(&text, Format::Xml);
+            assert_eq!(f.get("reason"), Some(value), "{text:?}");
+            assert_eq!(f.get("B"), Some("end"), "{text:?}");
+        }
+        let cdata = "<xml><A><![CDATA[a < b & c]]></A><B>x & y</B></xml>";
+        let f = Fields::parse(cdata, Format::Xml);
+        assert_eq!((f.get("A"), f.get("B")), (Some("a < b & c"), Some("x & y")));
+    }
+
+    proptest::proptest! {
+        /// A value made of text, stray `&` and `<` keeps every character, and the fields
+        /// after it are still read.
+        #[test]
+        fn stray_ampersands_and_angles_lose_no_text(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "a", " ", "&", "<", "<3", "& b", "#", ";", "1 < 2", "x&y", "中", ">", "=", "-",
+            ]), 1..12)
+        ) {
+            let value: String = pieces.concat();
+            let value = value.trim();
+            let b = value.as_bytes();
+            // `<` before a letter is a tag, and `&name;` a reference, in any XML reader.
+            let tag_like = b.windows(2).any(|w| {
+                w[0] == b'<' && (w[1].is_ascii_alphabetic() || b"_:/!?".contains(&w[1]) || w[1] >= 0x80)
+            });
+            let reference = value.match_indices('&').any(|(i, _)| starts_reference(&value[i + 1..]));
+            proptest::prop_assume!(!tag_like && !reference && !value.is_empty());
+            let text = format!("<xml><A>{value}</A><B>end</B></xml>");
+            let f = Fields::parse(&text, Format::Xml);
+            proptest::prop_assert_eq!(f.get("A"), Some(value), "{:?}", text);
+            proptest::prop_assert_eq!(f.get("B"), Some("end"));
         }
     }
 

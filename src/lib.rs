@@ -32,6 +32,7 @@
 //! | [`category_api`] | the `addcategory` client |
 //! | [`handler`] | the `Handler` trait, its erased form, the `log`, `webhook` and `command` handlers |
 //! | [`telemetry`] | tracing setup |
+//! | [`escape`] | untrusted text made safe for logs and terminals |
 //!
 //! # A server with your own handler
 //! ```no_run
@@ -66,6 +67,7 @@ pub mod clock;
 pub mod config;
 pub mod diagnose;
 pub mod dispatch;
+pub mod escape;
 pub mod event;
 pub mod fields;
 pub mod handler;

@@ -1,10 +1,16 @@
 //! The `wxpush` binary: `serve`, `check-config` and `events` over the library.
 
+/// `println!` that returns an `io::Result` instead of panicking on a closed stdout.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::cli::out::line(format_args!($($arg)*)) };
+}
+
 mod cli {
     pub(crate) mod categories;
     pub(crate) mod debug;
     pub(crate) mod events;
     pub(crate) mod healthcheck;
+    pub(crate) mod out;
 }
 
 use std::path::PathBuf;
@@ -54,7 +60,7 @@ enum Command {
     },
     /// Exit 0 when the local server answers /healthz (for container health checks).
     Healthcheck {
-        /// The URL to check; default: /healthz on the configured listen port.
+        /// The URL to check; default: /healthz on admin_listen, or on listen without it.
         #[arg(long)]
         url: Option<String>,
     },
@@ -75,19 +81,29 @@ fn main() -> ExitCode {
     let config = match Config::load(config::config_path(cli.config).as_deref()) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("wxpush: configuration error: {e}");
+            cli::out::error_line(format_args!("wxpush: configuration error: {e}"));
             return ExitCode::from(2);
         }
     };
     let result = match cli.command {
         Command::CheckConfig => {
-            print!("{}", config.to_masked_toml());
-            if config.uses_demo_credentials() {
-                eprintln!("note: the app uses the public DEMO credentials");
+            let printed = cli::out::text(&config.to_masked_toml());
+            let demo = config.demo_credentials();
+            if !demo.is_empty() {
+                cli::out::error_line(format_args!(
+                    "note: still the public DEMO values: {}",
+                    demo.join(", ")
+                ));
             }
-            Ok(())
+            printed.map_err(anyhow::Error::from)
         }
-        Command::Serve => serve(&config),
+        Command::Serve => {
+            if let Err(e) = config.check_exposure() {
+                cli::out::error_line(format_args!("wxpush: refusing to start: {e}"));
+                return ExitCode::from(2);
+            }
+            serve(&config)
+        }
         Command::Events(command) => cli::events::run(&config, command),
         Command::Simulate(args) => cli::debug::simulate(&config, args),
         Command::VerifyUrl { url, app } => cli::debug::verify_url(&config, &url, app.as_deref()),
@@ -98,8 +114,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output has gone (`| head`): nothing left to say to anyone.
+        Err(e) if cli::out::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wxpush: {e:#}");
+            cli::out::error_line(format_args!("wxpush: {e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -109,9 +127,11 @@ fn serve(config: &Config) -> anyhow::Result<()> {
     let _log_flush = wxpush::telemetry::init_buffered(config.log_format);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        if config.uses_demo_credentials() {
+        let demo = config.demo_credentials();
+        if !demo.is_empty() {
             tracing::warn!(
-                "!!! USING THE PUBLIC DEMO CREDENTIALS: anyone can sign pushes for this server. Set WXPUSH_TOKEN, WXPUSH_ENCODING_AES_KEY and WXPUSH_APPID (or a --config file) before registering the URL. !!!"
+                "!!! USING THE PUBLIC DEMO CREDENTIALS for {}: anyone can sign pushes for this server, and real pushes (signed and encrypted with your own values) will fail. Set each of them (or use a --config file) before registering the URL. !!!",
+                demo.join(", ")
             );
         }
         let store = wxpush::store::open(config).await?; // the error names the store and the cause

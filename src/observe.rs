@@ -5,12 +5,13 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Requests by outcome: `ok`, `duplicate`, `quarantined`, `bad_signature`, `bad_request`,
+/// Requests by `app` (`-` when none was resolved) and `outcome`: `ok`, `duplicate`, `replay`,
+/// `quarantined`, `bad_signature`, `unencrypted`, `bad_request`, `not_found`, `too_large`,
 /// `store_error`, `url_check`.
 pub const REQUESTS: &str = "wxpush_requests_total";
 /// Request latency in seconds, by route kind; buckets bracket the platform's 5 s deadline.
 pub const REQUEST_DURATION: &str = "wxpush_request_duration_seconds";
-/// New events stored, by `event` name and category-audit `result`.
+/// New events stored, by `app`, `event` name and category-audit `result`.
 pub const EVENTS: &str = "wxpush_events_total";
 /// Handler calls.
 pub const DELIVERY_ATTEMPTS: &str = "wxpush_delivery_attempts_total";
@@ -96,7 +97,7 @@ fn describe() {
     );
 }
 
-/// Counts one request outcome.
-pub fn request(outcome: &'static str) {
-    metrics::counter!(REQUESTS, "outcome" => outcome).increment(1);
+/// Counts one request outcome for `app` (a configured name, or `-`).
+pub fn request(app: &str, outcome: &'static str) {
+    metrics::counter!(REQUESTS, "app" => app.to_owned(), "outcome" => outcome).increment(1);
 }

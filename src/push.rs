@@ -101,6 +101,11 @@ pub enum PushError {
     /// Signed correctly, but this configuration cannot decrypt it.
     #[error("{0}")]
     Undecryptable(CipherError),
+    /// A plain-mode push for an app that requires encryption (`require_encryption`).
+    #[error(
+        "this app requires encrypted pushes (require_encryption): a plain-mode push is refused and not stored; set the console's message encryption mode to safe"
+    )]
+    EncryptionRequired,
 }
 
 /// Checks the URL-check signature and returns the `echostr` to answer with.
@@ -207,6 +212,9 @@ pub fn receive(app: &App, query: &PushQuery, body: &[u8]) -> Result<Message, Pus
 
     let encrypted = aes_requested || (query.msg_signature.is_some() && encrypt.is_some());
     if !encrypted {
+        if app.require_encryption {
+            return Err(PushError::EncryptionRequired);
+        }
         let signature = PushQuery::require(&query.signature, "signature")?;
         let previous_token = verify_with_tokens(app, signature, &[timestamp, nonce], "signature")?;
         return Ok(Message {
@@ -281,6 +289,7 @@ mod tests {
                         appid: a["appid"].as_str()?.to_owned(),
                         previous_token: None,
                         previous_aes_key: None,
+                        require_encryption: false,
                     },
                 ))
             })

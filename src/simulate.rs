@@ -190,6 +190,7 @@ mod tests {
             appid: "wxsim".into(),
             previous_token: None,
             previous_aes_key: None,
+            require_encryption: false,
         }
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use wxpush::category_api::{self, AddCategoryRequest, Category, Certificate};
+use wxpush::escape::Printable;
 use wxpush::store::Submission;
 use wxpush::{Config, Secret, clock};
 
@@ -44,7 +45,7 @@ fn request_from(args: &AddCategoryArgs) -> anyhow::Result<AddCategoryRequest> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let request: AddCategoryRequest = serde_json::from_str(&text).with_context(|| {
-            format!("{}: expected {{\"categories\":[{{\"first\":8,\"second\":39,\"certicates\":[{{\"key\":\"…\",\"value\":\"media_id\"}}]}}]}}", path.display())
+            format!("{}: expected {{\"categories\":[{{\"first\":8,\"second\":39,\"certicates\":[{{\"key\":\"…\",\"value\":\"media_id\",\"expire_time\":0,\"is_permanent\":1}}]}}]}} (expire_time and is_permanent are optional)", path.display())
         })?;
         if request.categories.is_empty() {
             bail!("{}: no categories", path.display());
@@ -63,6 +64,8 @@ fn request_from(args: &AddCategoryArgs) -> anyhow::Result<AddCategoryRequest> {
                 .map(|(k, v)| Certificate {
                     key: k.to_owned(),
                     value: v.to_owned(),
+                    expire_time: None,
+                    is_permanent: None,
                 })
                 .with_context(|| format!("--cert: expected NAME=MEDIA_ID, got {c:?}"))
         })
@@ -94,11 +97,12 @@ pub(crate) fn add_category(config: &Config, args: AddCategoryArgs) -> anyhow::Re
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        // The inbox first: a submission the platform accepted must have somewhere to go.
+        let store = wxpush::store::open_existing(config).await?; // the error names the store and the cause
         let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?;
         category_api::add_category(&client, &args.api_base, &token, &request, 4, Duration::from_millis(500))
             .await
             .map_err(|e| anyhow::anyhow!("addcategory failed: {e}"))?;
-        let store = wxpush::store::open(config).await?; // the error names the store and the cause
         for category in &request.categories {
             let now = clock::now_ms();
             store
@@ -115,13 +119,13 @@ pub(crate) fn add_category(config: &Config, args: AddCategoryArgs) -> anyhow::Re
                     event_id: None,
                 })
                 .await?;
-            println!(
+            outln!(
                 "submitted category {}/{} for app {}{}: pending review; the result arrives as a wxa_category_audit push (see `wxpush categories`)",
                 category.first,
                 category.second,
                 app.name,
                 args.authorizer.as_deref().map(|a| format!(" (authorizer {a})")).unwrap_or_default()
-            );
+            )?;
         }
         anyhow::Ok(())
     })
@@ -133,41 +137,47 @@ pub(crate) fn list(config: &Config, json: bool) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let rows = runtime.block_on(async {
-        let store = wxpush::store::open(config).await?; // the error names the store and the cause
+        let store = wxpush::store::open_existing(config).await?; // the error names the store and the cause
         anyhow::Ok(store.submissions().await?)
     })?;
     if json {
         for row in &rows {
-            println!("{}", serde_json::to_string(row)?);
+            outln!("{}", serde_json::to_string(row)?)?;
         }
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no submissions and no category audit results yet");
+        outln!("no submissions and no category audit results yet")?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<28}  {:<9}  {:<8}  {:<20}  {:<15}  {:<24}  {:<24}  REASON",
-        "ID", "STATUS", "APP", "AUTHORIZER", "CATEGORY", "SUBMITTED", "RESOLVED"
-    );
+        "ID",
+        "STATUS",
+        "APP",
+        "AUTHORIZER",
+        "CATEGORY",
+        "SUBMITTED",
+        "RESOLVED"
+    )?;
     for r in &rows {
-        println!(
+        outln!(
             "{:<28}  {:<9}  {:<8}  {:<20}  {:<15}  {:<24}  {:<24}  {}",
-            r.id,
+            Printable(&r.id),
             r.status,
-            r.app,
-            r.authorizer_appid.as_deref().unwrap_or("-"),
-            format!("{}/{}", r.first, r.second),
+            Printable(&r.app),
+            Printable(r.authorizer_appid.as_deref().unwrap_or("-")),
+            Printable(&format!("{}/{}", r.first, r.second)),
             clock::rfc3339(r.submitted_at),
             r.resolved_at
                 .map(clock::rfc3339)
                 .unwrap_or_else(|| "-".into()),
             if r.status == "unmatched" {
-                format!("(no matching submission) {}", r.reason)
+                format!("(no matching submission) {}", Printable(&r.reason))
             } else {
-                r.reason.clone()
+                Printable(&r.reason).to_string()
             }
-        );
+        )?;
     }
     Ok(())
 }

@@ -150,11 +150,11 @@ pub(crate) fn simulate(config: &Config, args: SimulateArgs) -> anyhow::Result<()
     if args.print {
         for _ in 0..args.retries.max(1) {
             let push = simulate::build(app, &message, mode);
-            println!(
+            outln!(
                 "curl -s '{url}?{}' -H 'Content-Type: {content_type}' --data-binary '{}'",
                 push.query_string(),
                 push.body.replace('\'', "'\\''")
-            );
+            )?;
         }
         return Ok(());
     }
@@ -168,12 +168,12 @@ pub(crate) fn simulate(config: &Config, args: SimulateArgs) -> anyhow::Result<()
         let mut failed = 0;
         for n in 1..=args.retries.max(1) {
             let push = simulate::build(app, &message, mode);
-            println!(
+            outln!(
                 "POST {url}?{} ({mode:?} mode, app {})",
                 push.query_string(),
                 app.name
-            );
-            println!("{}", push.body);
+            )?;
+            outln!("{}", push.body)?;
             match client
                 .post(format!("{url}?{}", push.query_string()))
                 .header("content-type", content_type)
@@ -184,13 +184,13 @@ pub(crate) fn simulate(config: &Config, args: SimulateArgs) -> anyhow::Result<()
                 Ok(response) => {
                     let status = response.status();
                     let body = response.text().await.unwrap_or_default();
-                    println!("-> {status} {body}\n");
+                    outln!("-> {status} {body}\n")?;
                     if !(status.is_success() && body == "success") {
                         failed += 1;
                     }
                 }
                 Err(e) => {
-                    println!("-> request {n} failed: {}\n", e.without_url());
+                    outln!("-> request {n} failed: {}\n", e.without_url())?;
                     failed += 1;
                 }
             }
@@ -240,9 +240,9 @@ pub(crate) fn verify_url(config: &Config, url: &str, app: Option<&str>) -> anyho
         let body = response.text().await.unwrap_or_default();
         anyhow::Ok((status, location, body))
     })?;
-    println!("GET {url} with app {}'s token: {status}", app.name);
+    outln!("GET {url} with app {}'s token: {status}", app.name)?;
     let verdict = if status.is_success() && body == echostr {
-        println!("PASS: the URL answered the check exactly as the platform expects");
+        outln!("PASS: the URL answered the check exactly as the platform expects")?;
         return Ok(());
     } else if status.is_success() && body.trim() == echostr {
         "the answer has extra whitespace around echostr; the platform compares exactly. A proxy or framework adds it.".to_owned()
@@ -351,20 +351,20 @@ pub(crate) fn decrypt(config: &Config, args: DecryptArgs) -> anyhow::Result<()> 
         &diagnoses[..]
     };
     for d in shown {
-        println!("app {}:", d.app);
+        outln!("app {}:", d.app)?;
         for step in &d.steps {
-            println!(
+            outln!(
                 "  [{}] {:<9} {}",
                 if step.ok { "ok" } else { "FAIL" },
                 step.name,
                 step.detail
-            );
+            )?;
         }
     }
     match diagnoses.first() {
         Some(d) if d.passed() => {
             if let Some(event) = &d.event {
-                println!("event:\n{}", serde_json::to_string_pretty(event)?);
+                outln!("event:\n{}", serde_json::to_string_pretty(event)?)?;
             }
             Ok(())
         }

@@ -5,6 +5,7 @@ use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use wxpush::Config;
 use wxpush::clock;
+use wxpush::escape::Printable;
 use wxpush::store::{ListFilter, Record, Status, Store};
 
 /// The `events` subcommands.
@@ -55,7 +56,7 @@ pub(crate) fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()>
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let store = wxpush::store::open(config).await?; // the error names the store and the cause
+        let store = wxpush::store::open_existing(config).await?; // the error names the store and the cause
         match command {
             EventsCommand::List {
                 status,
@@ -87,15 +88,15 @@ async fn list(
     if status == Some(Status::Quarantined) {
         for push in store.quarantined(limit).await? {
             if json {
-                println!("{}", serde_json::to_string(&push)?);
+                outln!("{}", serde_json::to_string(&push)?)?;
             } else {
-                println!(
+                outln!(
                     "{}  {}  quarantined  {}  {}",
                     push.id,
                     clock::rfc3339(push.received_at),
-                    push.app,
-                    push.reason
-                );
+                    Printable(&push.app),
+                    Printable(&push.reason)
+                )?;
             }
         }
         return Ok(());
@@ -109,20 +110,25 @@ async fn list(
         .await?;
     if json {
         for record in &records {
-            println!("{}", serde_json::to_string(record)?);
+            outln!("{}", serde_json::to_string(record)?)?;
         }
         return Ok(());
     }
     if records.is_empty() {
-        println!("no events");
+        outln!("no events")?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<28}  {:<24}  {:<9}  {:<8}  {:<24}  {:>8}  DETAIL",
-        "ID", "RECEIVED", "STATUS", "APP", "EVENT", "ATTEMPTS"
-    );
+        "ID",
+        "RECEIVED",
+        "STATUS",
+        "APP",
+        "EVENT",
+        "ATTEMPTS"
+    )?;
     for record in &records {
-        println!(
+        outln!(
             "{:<28}  {:<24}  {:<9}  {:<8}  {:<24}  {:>8}  {}",
             record.event.id,
             record
@@ -131,11 +137,11 @@ async fn list(
                 .map(clock::rfc3339)
                 .unwrap_or_default(),
             record.status.as_str(),
-            record.event.app,
-            record.event.name(),
+            Printable(&record.event.app),
+            Printable(record.event.name()),
             record.attempts,
-            detail(record)
-        );
+            Printable(&detail(record))
+        )?;
     }
     Ok(())
 }
@@ -179,48 +185,79 @@ async fn show(store: &dyn Store, id: &str) -> anyhow::Result<()> {
             .into_iter()
             .find(|p| p.id == id)
         else {
-            bail!("no quarantined push with id {id}");
+            bail!("no quarantined push with id {}", Printable(id));
         };
-        println!("{}", serde_json::to_string_pretty(&push)?);
-        println!("query: {}", serde_json::to_string(&push.query)?);
-        println!("body:\n{}", String::from_utf8_lossy(&push.body));
+        outln!("{}", serde_json::to_string_pretty(&push)?)?;
+        outln!("query: {}", serde_json::to_string(&push.query)?)?;
+        outln!("body:")?;
+        print_block(&String::from_utf8_lossy(&push.body))?;
         return Ok(());
     }
     let Some(record) = store.get(id.to_owned()).await? else {
-        bail!("no event with id {id}");
+        bail!(
+            "no event with id {} (`wxpush events list` shows the ids)",
+            Printable(id)
+        );
     };
-    println!("{}", serde_json::to_string_pretty(&record)?);
-    println!("duplicates answered: {}", record.duplicates);
+    outln!("{}", serde_json::to_string_pretty(&record)?)?;
+    outln!("duplicates answered: {}", record.duplicates)?;
     match (&record.lease, record.next_attempt_at) {
-        (Some(lease), _) => println!(
+        (Some(lease), _) => outln!(
             "leased to {} until {} (then any instance may take it)",
             lease.owner,
             clock::rfc3339(lease.until)
-        ),
-        (None, Some(at)) => println!("next attempt: {}", clock::rfc3339(at)),
+        )?,
+        (None, Some(at)) => outln!("next attempt: {}", clock::rfc3339(at))?,
         (None, None) => {}
     }
     if let Some(at) = record.delivered_at {
-        println!("delivered at: {}", clock::rfc3339(at));
+        outln!("delivered at: {}", clock::rfc3339(at))?;
     }
-    println!("raw message:\n{}", record.event.raw);
+    outln!("raw message:")?;
+    print_block(&record.event.raw)?;
+    Ok(())
+}
+
+/// Prints untrusted multi-line text as a block: every line behind `  | `, so none of it can
+/// pass for a line of ours, with control characters escaped.
+fn print_block(text: &str) -> std::io::Result<()> {
+    for line in text.split('\n') {
+        outln!("  | {}", Printable(line.strip_suffix('\r').unwrap_or(line)))?;
+    }
     Ok(())
 }
 
 async fn replay(store: &dyn Store, ids: Vec<String>, dead: bool) -> anyhow::Result<()> {
     if dead {
         let n = store.replay_dead().await?;
-        println!("{n} dead event(s) queued for delivery");
+        outln!("{n} dead event(s) queued for delivery")?;
         return Ok(());
     }
     if ids.is_empty() {
         bail!("give event ids, or --dead");
     }
-    let wanted = ids.len();
-    let n = store.replay(ids).await?;
-    println!("{n} event(s) queued for delivery");
-    if n < wanted {
-        bail!("{} id(s) not found", wanted - n);
+    let mut missing = Vec::new();
+    for id in &ids {
+        if store.get(id.clone()).await?.is_none() {
+            missing.push(Printable(id).to_string());
+        }
+    }
+    let found: Vec<String> = ids
+        .iter()
+        .filter(|id| !missing.contains(&Printable(id).to_string()))
+        .cloned()
+        .collect();
+    let n = if found.is_empty() {
+        0
+    } else {
+        store.replay(found).await?
+    };
+    outln!("{n} event(s) queued for delivery")?;
+    if !missing.is_empty() {
+        bail!(
+            "no event with id {} (`wxpush events list` shows the ids)",
+            missing.join(", ")
+        );
     }
     Ok(())
 }
@@ -228,19 +265,19 @@ async fn replay(store: &dyn Store, ids: Vec<String>, dead: bool) -> anyhow::Resu
 async fn stats(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     let stats = store.stats().await?;
     if json {
-        println!("{}", serde_json::to_string(&stats)?);
+        outln!("{}", serde_json::to_string(&stats)?)?;
         return Ok(());
     }
-    println!("pending:     {}", stats.pending);
-    println!("delivered:   {}", stats.delivered);
-    println!("dead:        {}", stats.dead);
-    println!("quarantined: {}", stats.quarantined);
-    println!(
+    outln!("pending:     {}", stats.pending)?;
+    outln!("delivered:   {}", stats.delivered)?;
+    outln!("dead:        {}", stats.dead)?;
+    outln!("quarantined: {}", stats.quarantined)?;
+    outln!(
         "duplicates:  {} (platform retries answered without storing again)",
         stats.duplicates
-    );
+    )?;
     if let Some(at) = stats.oldest_pending_at {
-        println!("oldest pending received at {}", clock::rfc3339(at));
+        outln!("oldest pending received at {}", clock::rfc3339(at))?;
     }
     Ok(())
 }
@@ -248,14 +285,14 @@ async fn stats(store: &dyn Store, json: bool) -> anyhow::Result<()> {
 async fn retry_quarantined(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
     let report =
         wxpush::quarantine::retry_all(store, &config.apps().cloned().collect::<Vec<_>>()).await?;
-    println!(
+    outln!(
         "{} released as new events, {} were duplicates, {} still failing",
         report.released,
         report.duplicates,
         report.still_failing.len()
-    );
+    )?;
     for (id, reason) in &report.still_failing {
-        println!("  {id}: {reason}");
+        outln!("  {id}: {reason}")?;
     }
     if report.still_failing.is_empty() {
         Ok(())

@@ -8,12 +8,13 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use wxpush::Config;
 
-/// Probes `url` (`http://host:port/path`), or `/healthz` on the configured listen port.
+/// Probes `url` (`http://host:port/path`), or `/healthz` where the configuration serves
+/// it: `admin_listen` when set, else `listen`.
 pub(crate) fn run(config: &Config, url: Option<&str>) -> anyhow::Result<()> {
     let (addr, path) = match url {
         Some(url) => parse(url)?,
         None => {
-            let mut addr = config.listen;
+            let mut addr = config.admin_listen.unwrap_or(config.listen);
             if addr.ip().is_unspecified() {
                 addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
@@ -30,7 +31,7 @@ pub(crate) fn run(config: &Config, url: Option<&str>) -> anyhow::Result<()> {
     stream.take(4096).read_to_string(&mut response)?;
     let status = response.lines().next().unwrap_or_default();
     if status.split_whitespace().nth(1) == Some("200") {
-        println!("healthy: {addr}{path}");
+        outln!("healthy: {addr}{path}")?;
         Ok(())
     } else {
         bail!("unhealthy: {addr}{path} answered {status:?}")

@@ -8,6 +8,27 @@ use super::ConfigError;
 /// Environment variables and the keys they override, with the kind of value they hold.
 pub(super) const ENV_OVERRIDES: &[(&str, &[&str], ValueKind)] = &[
     ("WXPUSH_LISTEN", &["listen"], ValueKind::Text),
+    ("WXPUSH_ADMIN_LISTEN", &["admin_listen"], ValueKind::Text),
+    (
+        "WXPUSH_ALLOW_DEMO_CREDENTIALS",
+        &["allow_demo_credentials"],
+        ValueKind::Bool,
+    ),
+    (
+        "WXPUSH_HTTP_HEADER_TIMEOUT_SECS",
+        &["http", "header_timeout_secs"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_HTTP_IDLE_TIMEOUT_SECS",
+        &["http", "idle_timeout_secs"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_HTTP_MAX_CONNECTIONS",
+        &["http", "max_connections"],
+        ValueKind::Integer,
+    ),
     (
         "WXPUSH_BODY_LIMIT_BYTES",
         &["body_limit_bytes"],
@@ -86,6 +107,11 @@ pub(super) const ENV_OVERRIDES: &[(&str, &[&str], ValueKind)] = &[
         &["app", "previous_encoding_aes_key"],
         ValueKind::Text,
     ),
+    (
+        "WXPUSH_REQUIRE_ENCRYPTION",
+        &["app", "require_encryption"],
+        ValueKind::Bool,
+    ),
     ("WXPUSH_WEBHOOK_URL", &["webhook", "url"], ValueKind::Text),
     (
         "WXPUSH_WEBHOOK_SECRET",
@@ -121,6 +147,29 @@ pub(super) enum ValueKind {
     Words,
     /// `true`/`false` (also `1`/`0`, `yes`/`no`).
     Bool,
+}
+
+/// The environment variable among `env` that sets the key at `path`, if one does.
+pub(super) fn env_var_for(path: &[&str], env: &BTreeMap<String, String>) -> Option<&'static str> {
+    ENV_OVERRIDES
+        .iter()
+        .find(|(var, key, _)| *key == path && env.contains_key(*var))
+        .map(|(var, _, _)| *var)
+}
+
+/// Whether `table` sets the key at `path` (or, for an unknown key, the table holding it).
+pub(super) fn holds(table: &toml::Table, path: &[&str]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return true;
+    };
+    // `apps[0]` names an entry of the `apps` array.
+    let name = first.split('[').next().unwrap_or(first);
+    match table.get(name) {
+        None => false,
+        Some(toml::Value::Table(inner)) => rest.is_empty() || holds(inner, rest),
+        Some(toml::Value::Array(items)) => !items.is_empty(),
+        Some(_) => rest.is_empty(),
+    }
 }
 
 /// Parses TOML, reporting only the message and line: the offending line may hold a secret.

@@ -28,12 +28,22 @@ pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// The demo token shipped in the defaults; a server using it warns loudly.
 pub const DEMO_TOKEN: &str = "wxpushDemoToken";
+/// The demo EncodingAESKey shipped in the defaults.
+pub const DEMO_AES_KEY: &str = "FqRfJtSZ1eTemafkXIDruAmV0cJPssQEyOyi7ODadSB";
+/// The demo app id shipped in the defaults.
+pub const DEMO_APPID: &str = "wx5a1b2c3d4e5f6a7b";
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served instead of on `listen`.
+    pub admin_listen: Option<SocketAddr>,
+    /// Start on a non-loopback address even while demo credentials are configured.
+    pub allow_demo_credentials: bool,
+    /// Connection limits of the HTTP server.
+    pub http: HttpLimits,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
     /// The handler receiving events.
@@ -54,6 +64,19 @@ pub struct Config {
     pub app: App,
     /// Further apps, each at `/wechat/{name}` and `/wechat/{name}/{authorizer_appid}/callback`.
     pub extra_apps: Vec<App>,
+}
+
+/// Connection limits of the HTTP server: no client can hold a connection, or all of them,
+/// without sending requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request's headers must be complete this long after its first byte (or after the
+    /// connection opened); otherwise the connection is closed.
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Most connections open at once; further clients wait in the listen queue.
+    pub max_connections: usize,
 }
 
 /// The built-in handlers the binary can run.
@@ -132,6 +155,9 @@ impl ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: String,
+    admin_listen: String,
+    allow_demo_credentials: bool,
+    http: RawHttp,
     body_limit_bytes: i64,
     handler: String,
     data_dir: String,
@@ -146,6 +172,14 @@ struct RawConfig {
     app: RawApp,
     #[serde(default)]
     apps: Vec<RawApp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    header_timeout_secs: i64,
+    idle_timeout_secs: i64,
+    max_connections: i64,
 }
 
 #[derive(Deserialize)]
@@ -198,6 +232,8 @@ struct RawApp {
     previous_token: String,
     #[serde(default)]
     previous_encoding_aes_key: String,
+    #[serde(default)]
+    require_encryption: bool,
 }
 
 impl std::fmt::Debug for RawApp {
@@ -229,20 +265,18 @@ impl Config {
         file: Option<&Path>,
         env: &BTreeMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let mut table = parse_toml(DEFAULT_TOML, "config/default.toml (embedded)")?;
+        let mut table = parse_toml(DEFAULT_TOML, EMBEDDED)?;
+        let mut file_layer = None;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
             })?;
             let overlay = parse_toml(&text, &path.display().to_string())?;
+            file_layer = Some((path.display().to_string(), overlay.clone()));
             merge(&mut table, overlay);
         }
         apply_env(&mut table, env)?;
-        let raw = RawConfig::deserialize(toml::Value::Table(table)).map_err(|e| {
-            // serde messages name the field and the expected type, never the value of a
-            // string; keep only the message.
-            ConfigError::new("config", e.message().to_owned())
-        })?;
+        let raw = deserialize_raw(table, file_layer.as_ref(), env)?;
         Self::validate(raw)
     }
 
@@ -251,10 +285,11 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the key at fault.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let mut table = parse_toml(DEFAULT_TOML, "config/default.toml (embedded)")?;
-        merge(&mut table, parse_toml(text, "config")?);
-        let raw = RawConfig::deserialize(toml::Value::Table(table))
-            .map_err(|e| ConfigError::new("config", e.message().to_owned()))?;
+        let mut table = parse_toml(DEFAULT_TOML, EMBEDDED)?;
+        let overlay = parse_toml(text, "config")?;
+        let file_layer = ("the given TOML".to_owned(), overlay.clone());
+        merge(&mut table, overlay);
+        let raw = deserialize_raw(table, Some(&file_layer), &BTreeMap::new())?;
         Self::validate(raw)
     }
 
@@ -268,6 +303,28 @@ impl Config {
                 ),
             )
         })?;
+        let admin_listen = match raw.admin_listen.trim() {
+            "" => None,
+            text => Some(text.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new(
+                    "admin_listen",
+                    format!(
+                        "expected an address and port like 127.0.0.1:9090, or empty for none; got '{text}'"
+                    ),
+                )
+            })?),
+        };
+        if admin_listen.is_some_and(|a| a == listen && a.port() != 0) {
+            return Err(ConfigError::new(
+                "admin_listen",
+                "must differ from listen: the operations endpoints leave the public port",
+            ));
+        }
+        let http = HttpLimits {
+            header_timeout: secs(raw.http.header_timeout_secs, "http.header_timeout_secs", 1)?,
+            idle_timeout: secs(raw.http.idle_timeout_secs, "http.idle_timeout_secs", 1)?,
+            max_connections: positive(raw.http.max_connections, "http.max_connections", 1)?,
+        };
         let body_limit_bytes = positive(raw.body_limit_bytes, "body_limit_bytes", 1024)?;
         let data_dir = PathBuf::from(raw.data_dir.trim());
         if raw.data_dir.trim().is_empty() {
@@ -345,6 +402,9 @@ impl Config {
         }
         Ok(Self {
             listen,
+            admin_listen,
+            allow_demo_credentials: raw.allow_demo_credentials,
+            http,
             body_limit_bytes,
             handler,
             data_dir,
@@ -371,9 +431,66 @@ impl Config {
         }
     }
 
-    /// True while the app still uses the public demo credentials.
+    /// True while any app still uses any of the public demo credentials.
     pub fn uses_demo_credentials(&self) -> bool {
-        self.app.token.expose() == DEMO_TOKEN
+        !self.demo_credentials().is_empty()
+    }
+
+    /// Every credential still at its public demo value, as `app.token (WXPUSH_TOKEN)`; a
+    /// server using any of them can be sent forged pushes by anyone.
+    pub fn demo_credentials(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        // Compared in canonical form: the demo text's last character carries unused bits.
+        let demo_key = AesKey::parse(DEMO_AES_KEY)
+            .ok()
+            .map(|k| k.to_encoding_aes_key());
+        for (i, app) in self.apps().enumerate() {
+            let prefix = if i == 0 {
+                "app".to_owned()
+            } else {
+                format!("apps[{}]", i - 1)
+            };
+            let checks = [
+                (app.token.expose() == DEMO_TOKEN, "token", "WXPUSH_TOKEN"),
+                (
+                    Some(app.aes_key.expose().to_encoding_aes_key()) == demo_key,
+                    "encoding_aes_key",
+                    "WXPUSH_ENCODING_AES_KEY",
+                ),
+                (app.appid == DEMO_APPID, "appid", "WXPUSH_APPID"),
+            ];
+            for (is_demo, key, var) in checks {
+                if is_demo {
+                    found.push(if i == 0 {
+                        format!("{prefix}.{key} ({var})")
+                    } else {
+                        format!("{prefix}.{key}")
+                    });
+                }
+            }
+        }
+        found
+    }
+
+    /// Refuses a server that would accept forged pushes from the network: listening on a
+    /// non-loopback address while a demo credential is configured, unless
+    /// `allow_demo_credentials` is set.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming every credential still at its demo value.
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        let demo = self.demo_credentials();
+        if demo.is_empty() || self.listen.ip().is_loopback() || self.allow_demo_credentials {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            "listen",
+            format!(
+                "{} is reachable from the network, but these credentials are still the public demo values: {}. Anyone could sign pushes for this server. Set them (env or --config), or set WXPUSH_ALLOW_DEMO_CREDENTIALS=true to start anyway",
+                self.listen,
+                demo.join(", ")
+            ),
+        ))
     }
 
     /// Every app: the default one first.
@@ -389,14 +506,19 @@ impl Config {
             LogFormat::Json => "json",
         };
         let mut out = format!(
-            "listen = \"{}\"\nbody_limit_bytes = {}\nhandler = \"{}\"\ndata_dir = \"{}\"\nstore = \"{}\"\nmax_clock_skew_secs = {}\nretention_days = {}\n\n[delivery]\nattempt_timeout_secs = {}\nmax_attempts = {}\nbackoff_initial_ms = {}\nbackoff_max_secs = {}\n\n[log]\nformat = \"{format}\"\n",
+            "listen = \"{}\"\nadmin_listen = \"{}\"\nallow_demo_credentials = {}\nbody_limit_bytes = {}\nhandler = \"{}\"\ndata_dir = \"{}\"\nstore = \"{}\"\nmax_clock_skew_secs = {}\nretention_days = {}\n\n[http]\nheader_timeout_secs = {}\nidle_timeout_secs = {}\nmax_connections = {}\n\n[delivery]\nattempt_timeout_secs = {}\nmax_attempts = {}\nbackoff_initial_ms = {}\nbackoff_max_secs = {}\n\n[log]\nformat = \"{format}\"\n",
             self.listen,
+            self.admin_listen.map(|a| a.to_string()).unwrap_or_default(),
+            self.allow_demo_credentials,
             self.body_limit_bytes,
             self.handler.name(),
             self.data_dir.display(),
             self.store.name(),
             self.max_clock_skew.map_or(0, |d| d.as_secs()),
             self.retention.as_secs() / 86_400,
+            self.http.header_timeout.as_secs(),
+            self.http.idle_timeout.as_secs(),
+            self.http.max_connections,
             self.delivery.attempt_timeout.as_secs(),
             self.delivery.max_attempts,
             self.delivery.backoff_initial.as_millis(),
@@ -439,11 +561,12 @@ impl Config {
             let header = if i == 0 { "[app]" } else { "[[apps]]" };
             let _ = write!(
                 out,
-                "\n{header}\nname = \"{}\"\ntoken = \"{}\"\nencoding_aes_key = \"{}\"\nappid = \"{}\"\n",
+                "\n{header}\nname = \"{}\"\ntoken = \"{}\"\nencoding_aes_key = \"{}\"\nappid = \"{}\"\nrequire_encryption = {}\n",
                 app.name,
                 mask(app.token.expose().len()),
                 mask(43),
                 app.appid,
+                app.require_encryption,
             );
             if let Some(t) = &app.previous_token {
                 let _ = writeln!(out, "previous_token = \"{}\"", mask(t.expose().len()));
@@ -454,6 +577,45 @@ impl Config {
         }
         out
     }
+}
+
+/// Where the embedded defaults come from, for messages.
+const EMBEDDED: &str = "config/default.toml (embedded)";
+
+/// Reads the merged layers into [`RawConfig`]. An error names the key (`delivery.max_attempts`,
+/// `app.tokn`) and the layer that set it: the environment variable, the file, or the
+/// embedded defaults. A wrong type is described by its kind, never by its value, which may
+/// be a secret.
+fn deserialize_raw(
+    table: toml::Table,
+    file: Option<&(String, toml::Table)>,
+    env: &BTreeMap<String, String>,
+) -> Result<RawConfig, ConfigError> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let key = e.path().to_string();
+        let segments: Vec<&str> = key.split('.').collect();
+        let origin = layers::env_var_for(&segments, env)
+            .map(|var| format!("environment variable {var}"))
+            .or_else(|| {
+                file.filter(|(_, t)| layers::holds(t, &segments))
+                    .map(|(name, _)| name.clone())
+            })
+            .unwrap_or_else(|| EMBEDDED.to_owned());
+        ConfigError::new(
+            key,
+            format!("{} (in {origin})", without_value(e.inner().message())),
+        )
+    })
+}
+
+/// serde's "invalid type: string \"abc\", expected i64" without the value.
+fn without_value(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("invalid type: ") else {
+        return message.to_owned();
+    };
+    let kind = rest.split_whitespace().next().unwrap_or("value");
+    let expected = rest.rsplit_once(", expected ").map_or("", |(_, e)| e);
+    format!("expected {expected}, got a {kind}")
 }
 
 fn mask(len: usize) -> String {
@@ -512,10 +674,13 @@ fn validate_app(raw: RawApp, key: &str) -> Result<App, ConfigError> {
     let aes_key = AesKey::parse(&raw.encoding_aes_key)
         .map_err(|e| ConfigError::new(format!("{key}.encoding_aes_key"), e.to_string()))?;
     let appid = raw.appid.trim().to_owned();
-    if appid.is_empty() || appid.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if !crate::app::is_appid(&appid) {
         return Err(ConfigError::new(
             format!("{key}.appid"),
-            "expected the app id from the platform's console (like wx1234567890abcdef), got an empty or blank value",
+            format!(
+                "expected the app id from the platform's console: wx and 16 letters or digits (like wx1234567890abcdef), got {} characters",
+                appid.chars().count()
+            ),
         ));
     }
     let previous_token = if raw.previous_token.trim().is_empty() {
@@ -542,6 +707,7 @@ fn validate_app(raw: RawApp, key: &str) -> Result<App, ConfigError> {
         appid,
         previous_token,
         previous_aes_key,
+        require_encryption: raw.require_encryption,
     })
 }
 
@@ -609,6 +775,8 @@ mod tests {
             .map(|(var, _, kind)| {
                 let value = match (var, kind) {
                     (&"WXPUSH_LISTEN", _) => "127.0.0.1:1",
+                    (&"WXPUSH_ADMIN_LISTEN", _) => "127.0.0.1:2",
+                    (&"WXPUSH_APPID", _) => "wx0123456789abcdef",
                     (&"WXPUSH_HANDLER", _) => "log",
                     (&"WXPUSH_LOG_FORMAT", _) => "json",
                     (&"WXPUSH_STORE", _) => "postgres",
@@ -632,6 +800,10 @@ mod tests {
         let cfg = Config::load_with(None, &env(&values))?;
         assert_eq!(cfg.data_dir, PathBuf::from("abc123"));
         assert_eq!(cfg.delivery.max_attempts, 4096);
+        assert_eq!(cfg.http.max_connections, 4096);
+        assert_eq!(cfg.http.header_timeout.as_secs(), 4096);
+        assert_eq!(cfg.admin_listen.map(|a| a.port()), Some(2));
+        assert!(cfg.allow_demo_credentials && cfg.app.require_encryption);
         assert_eq!(cfg.retention.as_secs(), 4096 * 86_400);
         assert_eq!(cfg.log_format, LogFormat::Json);
         let StoreKind::Postgres(pg) = &cfg.store else {
@@ -651,13 +823,57 @@ mod tests {
             &env(&[
                 ("WXPUSH_LISTEN", "0.0.0.0:9000"),
                 ("WXPUSH_TOKEN", "abc123"),
-                ("WXPUSH_APPID", "wxabc"),
+                ("WXPUSH_APPID", "wxabc0123456789def"),
             ]),
         )?;
         assert_eq!(cfg.listen.port(), 9000);
-        assert_eq!(cfg.app.appid, "wxabc");
-        assert!(!cfg.uses_demo_credentials());
+        assert_eq!(cfg.app.appid, "wxabc0123456789def");
+        assert!(cfg.uses_demo_credentials(), "the key is still the demo one");
+        assert_eq!(
+            cfg.demo_credentials(),
+            vec!["app.encoding_aes_key (WXPUSH_ENCODING_AES_KEY)"]
+        );
         Ok(())
+    }
+
+    #[test]
+    fn demo_credentials_on_a_public_address_refuse_to_start_naming_each() -> Result<(), ConfigError>
+    {
+        let public = Config::load_with(None, &env(&[("WXPUSH_LISTEN", "0.0.0.0:8080")]))?;
+        let err = public
+            .check_exposure()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        for key in ["WXPUSH_TOKEN", "WXPUSH_ENCODING_AES_KEY", "WXPUSH_APPID"] {
+            assert!(err.contains(key), "{err}");
+        }
+        let loopback = Config::load_with(None, &env(&[]))?;
+        assert!(loopback.check_exposure().is_ok());
+        let allowed = Config::load_with(
+            None,
+            &env(&[
+                ("WXPUSH_LISTEN", "0.0.0.0:8080"),
+                ("WXPUSH_ALLOW_DEMO_CREDENTIALS", "true"),
+            ]),
+        )?;
+        assert!(allowed.check_exposure().is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn an_appid_not_of_the_platforms_form_is_refused() {
+        for bad in [
+            "hello",
+            "wx123",
+            "wx5a1b2c3d4e5f6a7b0",
+            "wx5a1b2c3d4e5f6a7-",
+        ] {
+            let err = Config::load_with(None, &env(&[("WXPUSH_APPID", bad)]))
+                .err()
+                .map(|e| e.key);
+            assert_eq!(err.as_deref(), Some("app.appid"), "{bad}");
+        }
     }
 
     #[test]
@@ -698,6 +914,31 @@ mod tests {
             .err()
             .map(|e| e.key);
         assert_eq!(number.as_deref(), Some("WXPUSH_BODY_LIMIT_BYTES"));
+    }
+
+    #[test]
+    fn type_errors_and_unknown_keys_name_the_key_and_the_file() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("wxpush.toml");
+        std::fs::write(&file, "body_limit_bytes = \"big\"\n")?;
+        let err = Config::load_with(Some(&file), &env(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("body_limit_bytes: expected i64, got a string"),
+            "{err}"
+        );
+        assert!(err.contains(&file.display().to_string()), "{err}");
+        assert!(!err.contains("big"), "{err}");
+        std::fs::write(&file, "[app]\ntokn = \"abc123\"\n")?;
+        let err = Config::load_with(Some(&file), &env(&[]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("app.tokn: unknown field `tokn`"), "{err}");
+        assert!(err.contains(&file.display().to_string()), "{err}");
+        Ok(())
     }
 
     #[test]

@@ -18,7 +18,7 @@ impl Handler for LogHandler {
                 first = %audit.first.as_ref().map(ToString::to_string).unwrap_or_default(),
                 second = %audit.second.as_ref().map(ToString::to_string).unwrap_or_default(),
                 result = audit.result.as_str(),
-                reason = %audit.reason,
+                reason = audit.reason.as_str(),
                 "category audit"
             ),
             EventKind::ComponentVerifyTicket { .. } => tracing::info!(

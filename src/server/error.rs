@@ -17,9 +17,17 @@ pub enum ApiError {
     /// The store could not write; the platform will retry.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// No app with this name is configured.
-    #[error("no app named '{0}' is configured")]
-    UnknownApp(String),
+    /// No app with this name is configured, or the authorizer segment is not an app id.
+    #[error("{0}")]
+    NotFound(String),
+    /// The announced body is larger than `body_limit_bytes`.
+    #[error("the body ({announced} bytes) is larger than body_limit_bytes ({limit})")]
+    TooLarge {
+        /// `Content-Length` as announced.
+        announced: u64,
+        /// The configured limit.
+        limit: usize,
+    },
 }
 
 /// Why a request failed, as the log line says it: attached to the failed response and
@@ -35,8 +43,10 @@ pub(super) struct Failure {
     pub(super) detail: String,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The response for this error on a request to `app` (`-` when no app was resolved),
+    /// counted in `wxpush_requests_total`.
+    pub(super) fn respond(self, app: &str) -> Response {
         let detail = self.to_string();
         let (status, outcome, text, is_error, what) = match &self {
             ApiError::Push(
@@ -55,6 +65,13 @@ impl IntoResponse for ApiError {
                 false,
                 "signature check failed",
             ),
+            ApiError::Push(PushError::EncryptionRequired) => (
+                StatusCode::UNAUTHORIZED,
+                "unencrypted",
+                "encrypted pushes only".to_owned(),
+                false,
+                "plain-mode push refused: the app requires encryption",
+            ),
             // The push route quarantines these; kept so the mapping is total.
             ApiError::Push(PushError::Undecryptable(_)) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -70,15 +87,22 @@ impl IntoResponse for ApiError {
                 true,
                 "cannot store the push; answering 503 so the platform retries",
             ),
-            ApiError::UnknownApp(_) => (
+            ApiError::NotFound(_) => (
                 StatusCode::NOT_FOUND,
-                "bad_request",
+                "not_found",
                 detail.clone(),
                 false,
-                "request for an unknown app",
+                "request for an unknown app or authorizer",
+            ),
+            ApiError::TooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                detail.clone(),
+                false,
+                "body too large",
             ),
         };
-        observe::request(outcome);
+        observe::request(app, outcome);
         let mut response = (status, text).into_response();
         response.extensions_mut().insert(Failure {
             is_error,
@@ -86,5 +110,11 @@ impl IntoResponse for ApiError {
             detail,
         });
         response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.respond("-")
     }
 }

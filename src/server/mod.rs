@@ -1,21 +1,29 @@
-//! The HTTP edge: routes, health and metrics endpoints, serving with graceful shutdown.
+//! The HTTP edge: routes, health and metrics endpoints, serving with connection limits and
+//! graceful shutdown.
 //!
-//! The push routes (`routes.rs`) authenticate and decrypt ([`crate::push`]), parse
-//! ([`crate::Event::parse`]), store durably ([`crate::store`]) and only then answer `success`;
-//! delivery to the handler happens in the dispatcher ([`crate::dispatch`]), never in the
-//! request. Errors become responses in one place ([`ApiError`]).
+//! The push route (`routes.rs`) learns its app and authorizer from the path (`target.rs`),
+//! authenticates and decrypts ([`crate::push`]), parses ([`crate::Event::parse`]), stores
+//! durably ([`crate::store`]) and only then answers `success`; delivery to the handler
+//! happens in the dispatcher ([`crate::dispatch`]), never in the request. Errors become
+//! responses in one place ([`ApiError`]). Connections are accepted within the limits of
+//! `connections.rs`; the operations endpoints (`health.rs`) are served on `admin_listen`
+//! when it is set.
 
+mod connections;
 mod error;
+mod health;
 mod routes;
+mod target;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,9 +36,10 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 use error::Failure;
+use health::Readiness;
 
 use crate::app::App;
-use crate::config::Config;
+use crate::config::{Config, HttpLimits};
 use crate::dispatch::{self, Dispatcher, Wake};
 use crate::handler::BoxHandler;
 use crate::observe;
@@ -48,6 +57,7 @@ pub struct AppState {
     wake: Wake,
     max_clock_skew: Option<Duration>,
     dispatcher_alive: Arc<AtomicBool>,
+    readiness: Arc<Readiness>,
     metrics: Option<PrometheusHandle>,
 }
 
@@ -77,19 +87,24 @@ impl AppState {
             wake,
             max_clock_skew: config.max_clock_skew,
             dispatcher_alive,
+            readiness: Arc::default(),
             metrics: observe::install(),
         }
     }
 
-    fn app(&self, name: &str) -> Result<&Arc<App>, ApiError> {
-        self.apps
-            .iter()
-            .find(|a| a.name == name)
-            .ok_or_else(|| ApiError::UnknownApp(name.chars().take(64).collect()))
+    fn default_app(&self) -> &Arc<App> {
+        // `Config` always has a default app, and `new` puts it first.
+        &self.apps[0]
+    }
+
+    fn app(&self, name: &str) -> Option<&Arc<App>> {
+        self.apps.iter().find(|a| a.name == name)
     }
 }
 
-/// Builds the router.
+/// Builds the router for `listen`, and, unless `admin_separate`, the operations endpoints
+/// `/healthz`, `/readyz` and `/metrics`. Each push path answers `GET` (URL check) and
+/// `POST` (push):
 ///
 /// | path | app |
 /// |---|---|
@@ -98,32 +113,39 @@ impl AppState {
 /// | `/wechat/{name}` | the app named `name` |
 /// | `/wechat/{name}/{authorizer_appid}/callback` | the app named `name`, for an authorizer |
 ///
-/// Each answers `GET` (URL check) and `POST` (push). Also `/healthz`, `/readyz`, `/metrics`.
-pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
+/// An authorizer segment must be an app id (`wx` and 16 letters or digits), else 404.
+pub fn router(state: AppState, body_limit_bytes: usize, admin_separate: bool) -> Router {
     let wechat = Router::new()
-        .route(
-            "/wechat",
-            get(routes::url_check_default).post(routes::push_default),
-        )
-        .route(
-            "/wechat/{seg}",
-            get(routes::url_check_named).post(routes::push_named),
-        )
+        .route("/wechat", get(routes::url_check).post(routes::push))
+        .route("/wechat/{seg}", get(routes::url_check).post(routes::push))
         .route(
             "/wechat/{seg}/callback",
-            get(routes::url_check_default_authorizer).post(routes::push_default_authorizer),
+            get(routes::url_check).post(routes::push),
         )
         .route(
             "/wechat/{seg}/{authorizer}/callback",
-            get(routes::url_check_named_authorizer).post(routes::push_named_authorizer),
+            get(routes::url_check).post(routes::push),
         )
-        .layer(middleware::from_fn(observe_request));
-    Router::new()
-        .merge(wechat)
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+        .layer(middleware::from_fn(observe_request))
+        .layer(middleware::from_fn_with_state(
+            body_limit_bytes,
+            refuse_announced_oversize,
+        ));
+    let app = if admin_separate {
+        wechat
+    } else {
+        wechat.merge(health::routes())
+    };
+    layered(app.with_state(state), body_limit_bytes)
+}
+
+/// The router for `admin_listen`: the operations endpoints only.
+pub fn admin_router(state: AppState) -> Router {
+    layered(health::routes().with_state(state), 64 * 1024)
+}
+
+fn layered(router: Router, body_limit_bytes: usize) -> Router {
+    router
         .layer(DefaultBodyLimit::max(body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -138,6 +160,35 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
                 tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
             }),
         )
+}
+
+/// Answers 413 at once when `Content-Length` announces more than the limit, without waiting
+/// for a body that is not going to be read, and closes the connection.
+async fn refuse_announced_oversize(
+    State(limit): State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match announced {
+        Some(announced) if announced > limit as u64 => {
+            let mut response = ApiError::TooLarge { announced, limit }.into_response();
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            let path = req.uri().path().to_owned();
+            if let Some(Failure { what, detail, .. }) = response.extensions().get::<Failure>() {
+                tracing::warn!(method = %req.method(), %path, error = %detail, "{what}");
+            }
+            response
+        }
+        _ => next.run(req).await,
+    }
 }
 
 /// Times each push and URL check, and logs a failed one with its method and path (the
@@ -170,50 +221,6 @@ async fn observe_request(req: Request, next: Next) -> Response {
     response
 }
 
-/// 200 when the store accepts a write and the dispatcher runs; 503 with the reason otherwise.
-async fn readyz(State(state): State<AppState>) -> Response {
-    if !state.dispatcher_alive.load(Ordering::SeqCst) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the dispatcher is not running",
-        )
-            .into_response();
-    }
-    match tokio::time::timeout(Duration::from_secs(2), state.store.check_writable()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: the store cannot write");
-            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")).into_response()
-        }
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the store did not answer within 2 s",
-        )
-            .into_response(),
-    }
-}
-
-/// Prometheus text format; queue depths are read from the store at scrape time.
-async fn metrics(State(state): State<AppState>) -> Response {
-    let Some(handle) = &state.metrics else {
-        return (
-            StatusCode::NOT_FOUND,
-            "metrics are not enabled in this process",
-        )
-            .into_response();
-    };
-    if let Ok(stats) = state.store.stats().await {
-        metrics::gauge!(observe::PENDING).set(stats.pending as f64);
-        metrics::gauge!(observe::DEAD).set(stats.dead as f64);
-        metrics::gauge!(observe::QUARANTINED).set(stats.quarantined as f64);
-    }
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response()
-}
-
 /// Clears the flag it holds when dropped.
 struct AliveGuard(Arc<AtomicBool>);
 
@@ -223,34 +230,58 @@ impl Drop for AliveGuard {
     }
 }
 
-/// Serves `router` on an already-bound `listener` until `shutdown` completes, then finishes
-/// in-flight requests.
+/// The sockets a server answers on: `public` for the platform, `admin` for the operations
+/// endpoints (when `None` and the configuration sets `admin_listen`, [`run`] binds it).
+#[derive(Debug)]
+pub struct Listeners {
+    /// The address the platform pushes to (`listen`).
+    pub public: TcpListener,
+    /// The address of `/healthz`, `/readyz` and `/metrics` (`admin_listen`).
+    pub admin: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(public: TcpListener) -> Self {
+        Self {
+            public,
+            admin: None,
+        }
+    }
+}
+
+/// Serves `router` on an already-bound `listener` within `limits` until `shutdown`
+/// completes, then finishes in-flight requests.
 ///
 /// # Errors
 /// I/O errors from the listener.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    connections::serve(listener, router, limits, shutdown).await
 }
 
-/// Runs the whole service for `config` on `listener`, storing into `store` and delivering to
-/// `handler`: starts the dispatcher and the pruner, serves until `shutdown`, finishes the
+/// Runs the whole service for `config` on `listeners`, storing into `store` and delivering
+/// to `handler`: starts the dispatcher and the pruner, serves until `shutdown`, finishes the
 /// requests in flight, then stops the dispatcher (an attempt in flight gets a short grace).
 ///
 /// # Errors
-/// I/O errors from the listener.
+/// I/O errors from the listeners, or binding `admin_listen`.
 pub async fn run(
     config: &Config,
     store: Arc<dyn Store>,
     handler: BoxHandler,
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let Listeners { public, admin } = listeners.into();
+    let admin = match (admin, config.admin_listen) {
+        (Some(admin), _) => Some(admin),
+        (None, Some(addr)) => Some(bind_admin(addr).await?),
+        (None, None) => None,
+    };
     let wake = Wake::default();
     let alive = Arc::new(AtomicBool::new(true));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -267,10 +298,37 @@ pub async fn run(
         stop_tx.subscribe(),
     ));
     let state = AppState::new(config, store, wake, alive);
-    let result = serve(listener, router(state, config.body_limit_bytes), shutdown).await;
+    let admin_task = admin.map(|listener| {
+        let router = admin_router(state.clone());
+        let mut stop = stop_tx.subscribe();
+        let limits = config.http;
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.changed().await;
+            };
+            serve(listener, router, limits, stopped).await
+        })
+    });
+    let separate = admin_task.is_some();
+    let router = router(state, config.body_limit_bytes, separate);
+    let result = serve(public, router, config.http, shutdown).await;
     let _ = stop_tx.send(true);
+    if let Some(task) = admin_task
+        && !matches!(task.await, Ok(Ok(())))
+    {
+        tracing::error!("the operations endpoints stopped abnormally");
+    }
     if dispatcher.await.is_err() || pruner.await.is_err() {
         tracing::error!("a background task stopped abnormally");
     }
     result
+}
+
+async fn bind_admin(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("binding admin_listen {addr}: {e}")))?;
+    let bound = listener.local_addr()?;
+    tracing::info!("operations endpoints (/healthz, /readyz, /metrics) on {bound}");
+    Ok(listener)
 }

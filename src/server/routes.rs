@@ -1,128 +1,93 @@
-//! The platform-facing routes: URL check (GET) and push (POST), for the default app and for
-//! named apps, with or without a third-party authorizer segment.
+//! The platform-facing routes: one URL check (GET) and one push (POST) handler for every
+//! `/wechat…` path; [`Target`] says which app and authorizer the path names.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
 
+use super::target::Target;
 use super::{AppState, error::ApiError};
 use crate::app::App;
 use crate::clock;
 use crate::event::Event;
 use crate::observe;
 use crate::push::{self, Message, PushError, PushQuery};
-use crate::store::{QuarantinedPush, Recorded};
+use crate::store::{QuarantinedPush, Recorded, StoreError};
 
 type RawQuery = Query<HashMap<String, String>>;
 
-pub(super) async fn url_check_default(
-    State(state): State<AppState>,
+/// `GET`: the platform's URL check; answers the `echostr` when the signature checks out.
+pub(super) async fn url_check(
+    State(_state): State<AppState>,
+    target: Target,
     Query(query): RawQuery,
-) -> Result<String, ApiError> {
-    url_check(&state.apps[0], query)
-}
-
-pub(super) async fn url_check_named(
-    State(state): State<AppState>,
-    Path(seg): Path<String>,
-    Query(query): RawQuery,
-) -> Result<String, ApiError> {
-    url_check(state.app(&seg)?, query)
-}
-
-pub(super) async fn url_check_default_authorizer(
-    State(state): State<AppState>,
-    Path(_authorizer): Path<String>,
-    Query(query): RawQuery,
-) -> Result<String, ApiError> {
-    url_check(&state.apps[0], query)
-}
-
-pub(super) async fn url_check_named_authorizer(
-    State(state): State<AppState>,
-    Path((seg, _authorizer)): Path<(String, String)>,
-    Query(query): RawQuery,
-) -> Result<String, ApiError> {
-    url_check(state.app(&seg)?, query)
-}
-
-fn url_check(app: &App, query: HashMap<String, String>) -> Result<String, ApiError> {
+) -> Response {
+    let app = &target.app;
     let query = PushQuery::from_map(query);
-    let echostr = push::url_check(app, &query)?;
-    tracing::info!(app = %app.name, "URL check passed");
-    observe::request("url_check");
-    Ok(echostr.to_owned())
+    match push::url_check(app, &query) {
+        Ok(echostr) => {
+            tracing::info!(app = %app.name, "URL check passed");
+            observe::request(&app.name, "url_check");
+            echostr.to_owned().into_response()
+        }
+        Err(e) => ApiError::from(e).respond(&app.name),
+    }
 }
 
-pub(super) async fn push_default(
+/// `POST`: a push. Answered `success` only once the event (or the quarantined push) is
+/// stored.
+pub(super) async fn push(
     State(state): State<AppState>,
+    target: Target,
     Query(query): RawQuery,
     body: Bytes,
-) -> Result<&'static str, ApiError> {
-    let app = Arc::clone(&state.apps[0]);
-    accept(&state, &app, query, body, None).await
+) -> Response {
+    let name = target.app.name.clone();
+    match accept(&state, &target, PushQuery::from_map(query), body).await {
+        Ok(outcome) => {
+            state.readiness.push_stored();
+            observe::request(&name, outcome);
+            "success".into_response()
+        }
+        Err(e) => {
+            if let ApiError::Store(StoreError::Full(_)) = &e {
+                state.readiness.push_refused_for_space();
+            }
+            e.respond(&name)
+        }
+    }
 }
 
-pub(super) async fn push_named(
-    State(state): State<AppState>,
-    Path(seg): Path<String>,
-    Query(query): RawQuery,
-    body: Bytes,
-) -> Result<&'static str, ApiError> {
-    let app = Arc::clone(state.app(&seg)?);
-    accept(&state, &app, query, body, None).await
-}
-
-pub(super) async fn push_default_authorizer(
-    State(state): State<AppState>,
-    Path(authorizer): Path<String>,
-    Query(query): RawQuery,
-    body: Bytes,
-) -> Result<&'static str, ApiError> {
-    let app = Arc::clone(&state.apps[0]);
-    accept(&state, &app, query, body, Some(&authorizer)).await
-}
-
-pub(super) async fn push_named_authorizer(
-    State(state): State<AppState>,
-    Path((seg, authorizer)): Path<(String, String)>,
-    Query(query): RawQuery,
-    body: Bytes,
-) -> Result<&'static str, ApiError> {
-    let app = Arc::clone(state.app(&seg)?);
-    accept(&state, &app, query, body, Some(&authorizer)).await
-}
-
-/// Authenticate → decrypt → check the timestamp → parse → store; `success` only once the
-/// event (or the quarantined push) is on disk.
+/// Authenticate → decrypt → check the timestamp → parse → store; returns the outcome to
+/// count.
 async fn accept(
     state: &AppState,
-    app: &App,
-    query: HashMap<String, String>,
+    target: &Target,
+    query: PushQuery,
     body: Bytes,
-    authorizer_appid: Option<&str>,
 ) -> Result<&'static str, ApiError> {
-    let query = PushQuery::from_map(query);
+    let app = &target.app;
+    let authorizer = target.authorizer.as_deref();
     let message = match push::receive(app, &query, &body) {
         Ok(message) => message,
         Err(PushError::Undecryptable(e)) => {
             let reason = format!(
                 "{e}; check the app's encoding_aes_key and appid, then run `wxpush events retry-quarantined`"
             );
-            quarantine(state, app, query, body, authorizer_appid, reason).await?;
-            return Ok("success");
+            quarantine(state, app, query, body, authorizer, reason).await?;
+            return Ok("quarantined");
         }
         Err(e) => return Err(e.into()),
     };
     note_previous_credentials(app, &message);
     let now_secs = clock::now_ms() / 1000;
     if let Err(reason) = push::check_timestamp(&message.timestamp, now_secs, state.max_clock_skew) {
-        quarantine(state, app, query, body, authorizer_appid, reason).await?;
-        return Ok("success");
+        quarantine(state, app, query, body, authorizer, reason).await?;
+        return Ok("quarantined");
     }
-    let event = Event::from_message(message.text, &app.name, authorizer_appid);
+    let event = Event::from_message(message.text, &app.name, authorizer);
     let (id, name) = (event.id.clone(), event.name().to_owned());
     let result = event
         .category_audit()
@@ -130,16 +95,16 @@ async fn accept(
     match state.store.record(event).await? {
         Recorded::New => {
             tracing::debug!(%id, event = %name, mode = ?message.mode, "stored");
-            metrics::counter!(observe::EVENTS, "event" => name, "result" => result).increment(1);
-            observe::request("ok");
+            metrics::counter!(observe::EVENTS, "app" => app.name.clone(), "event" => name, "result" => result)
+                .increment(1);
             state.wake.notify();
+            Ok("ok")
         }
         Recorded::Duplicate => {
             tracing::info!(%id, event = %name, "duplicate of a stored event (a platform retry); answered without storing again");
-            observe::request("duplicate");
+            Ok("duplicate")
         }
     }
-    Ok("success")
 }
 
 /// Warns (and counts) when a push still uses an app's previous token or key.
@@ -168,6 +133,5 @@ async fn quarantine(
     let push = QuarantinedPush::new(&app.name, authorizer_appid, query, body.to_vec(), reason);
     tracing::error!(app = %app.name, id = %push.id, reason = %push.reason, "push quarantined: signed correctly but not processable with this configuration");
     state.store.quarantine(push).await?;
-    observe::request("quarantined");
     Ok(())
 }

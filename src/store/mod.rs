@@ -31,6 +31,21 @@ pub async fn open(config: &crate::Config) -> Result<std::sync::Arc<dyn Store>, S
     })
 }
 
+/// Opens the store the configuration names only if it already holds an inbox: what every
+/// command but `serve` uses, so a command run from the wrong directory says where it looked
+/// instead of creating an empty inbox.
+///
+/// # Errors
+/// [`StoreError::Open`] naming where it looked when there is no inbox; otherwise as [`open`].
+pub async fn open_existing(
+    config: &crate::Config,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(match &config.store {
+        StoreKind::Sqlite => std::sync::Arc::new(SqliteStore::open_existing(&config.data_dir)?),
+        StoreKind::Postgres(pg) => std::sync::Arc::new(PostgresStore::open_existing(pg).await?),
+    })
+}
+
 /// Where an event is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -434,8 +449,10 @@ pub trait Store: Send + Sync + 'static {
     /// Submissions (newest first), then audit results that matched no submission.
     fn submissions(&self) -> BoxFuture<'_, Result<Vec<Submission>, StoreError>>;
 
-    /// Checks that the store can still write.
-    fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Checks that the store can still write. With `grow_bytes` above 0, the check writes
+    /// (and then removes) that much new data, so it needs new space as pushes do: a one-row
+    /// update can still fit in pages the store already has when a push no longer does.
+    fn check_writable(&self, grow_bytes: usize) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// How long events returned by [`Store::due`] stay leased to this instance; `None` for
     /// a store only one instance uses.

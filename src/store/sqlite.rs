@@ -218,6 +218,32 @@ impl SqliteStore {
         })
     }
 
+    /// Opens `data_dir/wxpush.db` only if it exists (the CLI's commands; only `serve`
+    /// creates an inbox).
+    ///
+    /// # Errors
+    /// [`StoreError::Open`] saying where it looked and how to point elsewhere, when there is
+    /// no inbox there; otherwise as [`SqliteStore::open`].
+    pub fn open_existing(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.is_file() {
+            let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+            return Err(StoreError::Open {
+                path: shown.display().to_string(),
+                reason: format!(
+                    "no inbox there (data_dir = {:?}{}); run this command where `wxpush serve` runs, or point it at the inbox with WXPUSH_DATA_DIR or --config",
+                    data_dir.display().to_string(),
+                    if data_dir.is_relative() {
+                        ", relative to the current directory"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+        Self::open(data_dir)
+    }
+
     /// `(transactions committed, writes they carried)` since the store was opened. Under
     /// concurrent load the second grows faster than the first: that is group commit.
     pub fn commit_counts(&self) -> (u64, u64) {
@@ -908,8 +934,8 @@ impl Store for SqliteStore {
         self.release_all(Vec::new())
     }
 
-    fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.write(|conn| {
+    fn check_writable(&self, grow_bytes: usize) -> BoxFuture<'_, Result<(), StoreError>> {
+        let touch = self.write(|conn| {
             exec(
                 conn,
                 "INSERT INTO meta (key, value) VALUES ('last_write_check', ?1)
@@ -917,6 +943,30 @@ impl Store for SqliteStore {
                 params![clock::now_ms().to_string()],
             )?;
             Ok(())
+        });
+        if grow_bytes == 0 {
+            return touch;
+        }
+        let size = i64::try_from(grow_bytes).unwrap_or(i64::MAX);
+        // Committed on its own: random bytes that must reach the WAL (and so the disk).
+        let grow = self.write(move |conn| {
+            exec(
+                conn,
+                "INSERT INTO meta (key, value) VALUES ('growth_check', randomblob(?1))
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![size],
+            )?;
+            Ok(())
+        });
+        let shrink = self.write(|conn| {
+            exec(conn, "DELETE FROM meta WHERE key = 'growth_check'", [])?;
+            Ok(())
+        });
+        Box::pin(async move {
+            touch.await?;
+            let grown = grow.await;
+            shrink.await?;
+            grown
         })
     }
 }

@@ -205,7 +205,7 @@ fn check_config_masks_secrets_and_layers_file_and_env() {
     let out = Command::new(BIN)
         .args(["check-config", "--config"])
         .arg(&path)
-        .env("WXPUSH_APPID", "wxfromenv")
+        .env("WXPUSH_APPID", "wxfr0menv000000001")
         .output()
         .expect("binary runs");
     assert!(
@@ -215,7 +215,10 @@ fn check_config_masks_secrets_and_layers_file_and_env() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("name = \"shop\""), "{stdout}");
-    assert!(stdout.contains("appid = \"wxfromenv\""), "{stdout}");
+    assert!(
+        stdout.contains("appid = \"wxfr0menv000000001\""),
+        "{stdout}"
+    );
     assert!(!stdout.contains("fileToken123"), "{stdout}");
     assert!(!stdout.contains("FqRfJtSZ"), "{stdout}");
 }

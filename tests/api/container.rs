@@ -35,7 +35,7 @@ async fn the_binary_honours_the_container_contract() {
         ("WXPUSH_LISTEN", "0.0.0.0:0"),
         ("WXPUSH_TOKEN", TOKEN),
         ("WXPUSH_ENCODING_AES_KEY", KEY),
-        ("WXPUSH_APPID", "wxcontainer0001"),
+        ("WXPUSH_APPID", "wxc0ntainer0000001"),
         ("WXPUSH_APP_NAME", "shop"),
         ("WXPUSH_DATA_DIR", data_s.as_str()),
         ("WXPUSH_LOG_FORMAT", "json"),
@@ -58,7 +58,7 @@ async fn the_binary_honours_the_container_contract() {
 
     let mut client = TestApp::client_for(&base);
     client.config = wxpush::Config::from_toml(&format!(
-        "[app]\nname = \"shop\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nappid = \"wxcontainer0001\"\n"
+        "[app]\nname = \"shop\"\ntoken = \"{TOKEN}\"\nencoding_aes_key = \"{KEY}\"\nappid = \"wxc0ntainer0000001\"\n"
     ))
     .expect("config");
     assert_eq!(client.push_safe("/wechat", &audit(1)).await.body, "success");
@@ -169,7 +169,7 @@ async fn metrics_count_known_traffic() {
     let count = |labels: &str| {
         metric(
             &text,
-            &format!("wxpush_requests_total{{outcome=\"{labels}\"}}"),
+            &format!("wxpush_requests_total{{app=\"demo\",outcome=\"{labels}\"}} "),
         )
     };
     assert_eq!(count("ok"), 2.0, "{text}");
@@ -181,7 +181,7 @@ async fn metrics_count_known_traffic() {
     assert_eq!(
         metric(
             &text,
-            "wxpush_events_total{event=\"wxa_category_audit\",result=\"passed\"}"
+            "wxpush_events_total{app=\"demo\",event=\"wxa_category_audit\",result=\"passed\"} "
         ),
         2.0
     );

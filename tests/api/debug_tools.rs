@@ -55,7 +55,7 @@ async fn simulate_reaches_the_server_in_every_mode_and_format_and_retries_dedup(
                 ok && out.contains("-> 200 OK success"),
                 "{mode}/{format}: {out}{err}"
             );
-            served.wait_for(&format!("reason={reason}"));
+            served.wait_for(&format!("reason=\"{reason}\""));
         }
     }
     let (ok, out, _) = wxpush(
@@ -196,6 +196,11 @@ fn decrypt_names_signature_used_where_msg_signature_belongs() {
     );
 }
 
+/// Creates the inbox in `dir` as `serve` would: the other commands refuse to create one.
+fn create_inbox(dir: &std::path::Path) {
+    drop(wxpush::store::SqliteStore::open(dir).expect("inbox created"));
+}
+
 /// Requests the fake API saw: (query, body).
 type Requests = Arc<Mutex<Vec<(String, String)>>>;
 /// The fake API's state: what it saw, and the errcodes still to answer.
@@ -248,6 +253,7 @@ async fn add_category_talks_to_the_api_as_documented() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().display().to_string();
     let (api, seen) = fake_api(vec![-1, 0, 40001, 45009]).await;
+    create_inbox(dir.path());
     let env = [
         ("WXPUSH_DATA_DIR", data.as_str()),
         ("WXPUSH_API_BASE", api.as_str()),
@@ -313,6 +319,7 @@ async fn submissions_are_resolved_by_their_audit_results() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().display().to_string();
     let (api, _) = fake_api(vec![]).await;
+    create_inbox(dir.path());
     let env = [
         ("WXPUSH_DATA_DIR", data.as_str()),
         ("WXPUSH_API_BASE", api.as_str()),

@@ -62,7 +62,7 @@ async fn events_cli_inspects_and_replays_while_the_server_runs() {
     for n in [39, 40] {
         assert_eq!(
             client
-                .push_safe("/wechat/wxauth/callback", &audit(n))
+                .push_safe("/wechat/wxa0th000000000001/callback", &audit(n))
                 .await
                 .body,
             "success"
@@ -70,7 +70,7 @@ async fn events_cli_inspects_and_replays_while_the_server_runs() {
     }
     let ids: HashSet<String> = [39, 40]
         .iter()
-        .map(|n| Event::parse(&audit(*n), "demo", Some("wxauth")).id)
+        .map(|n| Event::parse(&audit(*n), "demo", Some("wxa0th000000000001")).id)
         .collect();
     let events = wait_all_delivered(&envs, &ids);
     let e = events
@@ -102,7 +102,7 @@ async fn events_cli_inspects_and_replays_while_the_server_runs() {
     ] {
         assert!(keys.contains(&key), "missing {key} in {e}");
     }
-    assert_eq!(e["authorizer_appid"], "wxauth");
+    assert_eq!(e["authorizer_appid"], "wxa0th000000000001");
     assert_eq!(e["category_audit"]["result"], "rejected");
     assert_eq!(e["category_audit"]["first"], 8);
     assert_eq!(e["fields"]["reason"], "r40");

@@ -114,8 +114,8 @@ async fn fresh_xml_and_json_pushes_on_both_routes_are_accepted() {
     for (path, json_format) in [
         ("/wechat", false),
         ("/wechat", true),
-        ("/wechat/wxauth/callback", false),
-        ("/wechat/wxauth/callback", true),
+        ("/wechat/wxa0th000000000001/callback", false),
+        ("/wechat/wxa0th000000000001/callback", true),
     ] {
         let message = if json_format { json } else { xml };
         let answer = app.push_safe(path, message).await;

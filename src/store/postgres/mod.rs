@@ -78,6 +78,19 @@ impl PostgresStore {
     /// [`StoreError::Open`] naming the database (never the password) and what failed:
     /// unreachable server, authentication, permissions, or a schema from a newer wxpush.
     pub async fn open(config: &PostgresConfig) -> Result<Self, StoreError> {
+        Self::connect(config, true).await
+    }
+
+    /// Like [`PostgresStore::open`], but refuses a schema that holds no inbox yet instead of
+    /// creating one (the CLI's commands; only `serve` creates an inbox).
+    ///
+    /// # Errors
+    /// As [`PostgresStore::open`], and [`StoreError::Open`] when the schema has no inbox.
+    pub async fn open_existing(config: &PostgresConfig) -> Result<Self, StoreError> {
+        Self::connect(config, false).await
+    }
+
+    async fn connect(config: &PostgresConfig, create: bool) -> Result<Self, StoreError> {
         let target = format!("{} (schema {})", config.target, config.schema);
         let mut pg: tokio_postgres::Config =
             config.url.expose().parse().map_err(|e| {
@@ -117,6 +130,22 @@ impl PostgresStore {
             .get()
             .await
             .map_err(|e| open_error(&target, pool_error(e).detail()))?;
+        if !create {
+            let table = format!("{}.wxpush_migrations", config.schema);
+            let found = client
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+                .await
+                .map_err(|e| open_error(&target, classify(&e).detail()))?;
+            if !found.try_get::<_, bool>(0).unwrap_or(false) {
+                return Err(open_error(
+                    &target,
+                    format!(
+                        "schema {} holds no wxpush inbox; check WXPUSH_DATABASE_URL and WXPUSH_POSTGRES_SCHEMA (or --config), or start `wxpush serve` once to create it",
+                        config.schema
+                    ),
+                ));
+            }
+        }
         let applied = migrations::migrate(&mut client, &config.schema, &target).await?;
         if !applied.is_empty() {
             tracing::info!(versions = ?applied, "migrated the PostgreSQL schema {}", config.schema);
@@ -724,7 +753,7 @@ impl Store for PostgresStore {
         })
     }
 
-    fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn check_writable(&self, grow_bytes: usize) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             self.execute(
                 "INSERT INTO meta (key, value) VALUES ('last_write_check', $1)
@@ -732,6 +761,20 @@ impl Store for PostgresStore {
                 &[&clock::now_ms().to_string()],
             )
             .await?;
+            if grow_bytes > 0 {
+                // Random hex: it compresses poorly, so the row and its WAL record take space.
+                let filler: String = (0..grow_bytes / 16)
+                    .map(|_| format!("{:016x}", rand::random::<u64>()))
+                    .collect();
+                self.execute(
+                    "INSERT INTO meta (key, value) VALUES ('growth_check', $1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[&filler],
+                )
+                .await?;
+                self.execute("DELETE FROM meta WHERE key = 'growth_check'", &[])
+                    .await?;
+            }
             Ok(())
         })
     }
