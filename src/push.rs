@@ -77,6 +77,23 @@ pub struct Message {
     pub previous_token: bool,
     /// It was encrypted with the app's previous EncodingAESKey.
     pub previous_key: bool,
+    /// The request's identity for replay detection ([`request_key`] of the signature that
+    /// was verified).
+    pub request_key: String,
+}
+
+/// A signed request's identity: a hash of the signature that was verified and the
+/// timestamp and nonce it covers. The platform signs every push anew, so a second request
+/// with the same key is a copy of the first, whatever its path (or, in plain mode, whose
+/// signature does not cover the body, whatever its body).
+pub fn request_key(signature: &str, timestamp: &str, nonce: &str) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for part in [signature, timestamp, nonce] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    crate::signature::to_hex(&hasher.finalize()[..16])
 }
 
 /// Why a push was refused. The first three are the sender's fault; [`PushError::Undecryptable`]
@@ -224,6 +241,7 @@ pub fn receive(app: &App, query: &PushQuery, body: &[u8]) -> Result<Message, Pus
             timestamp: timestamp.to_owned(),
             previous_token,
             previous_key: false,
+            request_key: request_key(signature, timestamp, nonce),
         });
     }
 
@@ -256,6 +274,7 @@ pub fn receive(app: &App, query: &PushQuery, body: &[u8]) -> Result<Message, Pus
         timestamp: timestamp.to_owned(),
         previous_token,
         previous_key,
+        request_key: request_key(msg_signature, timestamp, nonce),
     })
 }
 

@@ -42,7 +42,7 @@ pub async fn retry_all(store: &dyn Store, apps: &[App]) -> Result<RetryReport, S
                     Event::parse(&message.text, &app.name, push.authorizer_appid.as_deref());
                 match store.release_quarantined(push.id, event).await? {
                     Recorded::New => report.released += 1,
-                    Recorded::Duplicate => report.duplicates += 1,
+                    Recorded::Duplicate | Recorded::Replay => report.duplicates += 1,
                 }
             }
             Err(e) => {

@@ -76,23 +76,28 @@ async fn accept(
             let reason = format!(
                 "{e}; check the app's encoding_aes_key and appid, then run `wxpush events retry-quarantined`"
             );
-            quarantine(state, app, query, body, authorizer, reason).await?;
-            return Ok("quarantined");
+            // Only a push whose msg_signature checked out gets this far.
+            let key = push::request_key(
+                query.msg_signature.as_deref().unwrap_or_default(),
+                query.timestamp.as_deref().unwrap_or_default(),
+                query.nonce.as_deref().unwrap_or_default(),
+            );
+            return quarantine(state, app, query, body, authorizer, reason, key).await;
         }
         Err(e) => return Err(e.into()),
     };
     note_previous_credentials(app, &message);
     let now_secs = clock::now_ms() / 1000;
     if let Err(reason) = push::check_timestamp(&message.timestamp, now_secs, state.max_clock_skew) {
-        quarantine(state, app, query, body, authorizer, reason).await?;
-        return Ok("quarantined");
+        let key = message.request_key;
+        return quarantine(state, app, query, body, authorizer, reason, key).await;
     }
     let event = Event::from_message(message.text, &app.name, authorizer);
     let (id, name) = (event.id.clone(), event.name().to_owned());
     let result = event
         .category_audit()
         .map_or("", |audit| audit.result.as_str());
-    match state.store.record(event).await? {
+    match state.store.record(event, Some(message.request_key)).await? {
         Recorded::New => {
             tracing::debug!(%id, event = %name, mode = ?message.mode, "stored");
             metrics::counter!(observe::EVENTS, "app" => app.name.clone(), "event" => name, "result" => result)
@@ -104,7 +109,18 @@ async fn accept(
             tracing::info!(%id, event = %name, "duplicate of a stored event (a platform retry); answered without storing again");
             Ok("duplicate")
         }
+        Recorded::Replay => Ok(replayed(app, authorizer)),
     }
+}
+
+/// Says (once per request) that a copy of an earlier request was answered without effect.
+fn replayed(app: &App, authorizer: Option<&str>) -> &'static str {
+    tracing::warn!(
+        app = %app.name,
+        authorizer_appid = authorizer.unwrap_or("-"),
+        "replayed request (same signature, timestamp and nonce as an earlier one): answered success, nothing stored or re-attributed"
+    );
+    "replay"
 }
 
 /// Warns (and counts) when a push still uses an app's previous token or key.
@@ -121,7 +137,8 @@ fn note_previous_credentials(app: &App, message: &Message) {
     }
 }
 
-/// Keeps a genuine push that cannot be processed now, with the reason, and says so loudly.
+/// Keeps a genuine push that cannot be processed now, with the reason, and says so loudly;
+/// a replayed copy of one is not kept twice.
 async fn quarantine(
     state: &AppState,
     app: &App,
@@ -129,9 +146,15 @@ async fn quarantine(
     body: Bytes,
     authorizer_appid: Option<&str>,
     reason: String,
-) -> Result<(), ApiError> {
+    request_key: String,
+) -> Result<&'static str, ApiError> {
     let push = QuarantinedPush::new(&app.name, authorizer_appid, query, body.to_vec(), reason);
-    tracing::error!(app = %app.name, id = %push.id, reason = %push.reason, "push quarantined: signed correctly but not processable with this configuration");
-    state.store.quarantine(push).await?;
-    Ok(())
+    let (id, reason) = (push.id.clone(), push.reason.clone());
+    match state.store.quarantine(push, Some(request_key)).await? {
+        Recorded::Replay => Ok(replayed(app, authorizer_appid)),
+        _ => {
+            tracing::error!(app = %app.name, %id, %reason, "push quarantined: signed correctly but not processable with this configuration");
+            Ok("quarantined")
+        }
+    }
 }

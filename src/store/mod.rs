@@ -251,6 +251,9 @@ pub enum Recorded {
     New,
     /// Already stored (a platform retry): counted, not stored again.
     Duplicate,
+    /// The same signed request (signature, timestamp and nonce) was already received, on
+    /// another path or with another body: a replayed copy. Nothing is stored or changed.
+    Replay,
 }
 
 /// A category submitted with `addcategory`, and what the review said.
@@ -384,11 +387,22 @@ impl StoreError {
 /// The inbox's operations. Every write is durable when its future completes.
 pub trait Store: Send + Sync + 'static {
     /// Stores `event` (received now) unless an event with its id exists, in which case the
-    /// duplicate is counted.
-    fn record(&self, event: Event) -> BoxFuture<'_, Result<Recorded, StoreError>>;
+    /// duplicate is counted. With a `request_key` ([`crate::push::Message::request_key`]),
+    /// a request already seen that would make a new event is a [`Recorded::Replay`] and
+    /// stores nothing, on every instance sharing the store.
+    fn record(
+        &self,
+        event: Event,
+        request_key: Option<String>,
+    ) -> BoxFuture<'_, Result<Recorded, StoreError>>;
 
-    /// Stores a push that could not be processed.
-    fn quarantine(&self, push: QuarantinedPush) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Stores a push that could not be processed: [`Recorded::New`], or
+    /// [`Recorded::Replay`] when its `request_key` was already seen (nothing stored).
+    fn quarantine(
+        &self,
+        push: QuarantinedPush,
+        request_key: Option<String>,
+    ) -> BoxFuture<'_, Result<Recorded, StoreError>>;
 
     /// Pending events due at `now` (unix ms), oldest arrival first. A shared store leases
     /// them to this instance (see [`Store::lease`]) so no other instance takes them.
@@ -440,7 +454,8 @@ pub trait Store: Send + Sync + 'static {
     /// Counts.
     fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>>;
 
-    /// Deletes delivered events delivered before `before` (unix ms); returns how many.
+    /// Deletes delivered events delivered before `before` (unix ms), and the memory of
+    /// requests received before it; returns how many events.
     fn prune(&self, before: i64) -> BoxFuture<'_, Result<usize, StoreError>>;
 
     /// Records a category submission as pending.

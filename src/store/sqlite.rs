@@ -107,6 +107,46 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// The schema's numbered steps after the original [`SCHEMA`], applied in order and recorded
+/// in `PRAGMA user_version`. Never edit a released one: add the next.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE IF NOT EXISTS requests (
+         key         TEXT PRIMARY KEY,
+         received_at INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX IF NOT EXISTS requests_received ON requests(received_at);",
+)];
+
+/// Creates the original schema if missing and applies the migrations the file lacks, in one
+/// transaction. Creating the schema is also the check that the file is writable: SQLite
+/// silently opens an unwritable file read-only.
+fn migrate(conn: &Connection) -> Result<(), String> {
+    conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA}"))
+        .map_err(|e| e.to_string())?;
+    let result = (|| {
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(|e| e.to_string())?;
+        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if version > latest {
+            return Err(format!(
+                "the inbox is at schema version {version}, made by a newer wxpush; this one knows versions up to {latest}"
+            ));
+        }
+        for (number, sql) in MIGRATIONS.iter().filter(|m| m.0 > version) {
+            conn.execute_batch(sql)
+                .map_err(|e| format!("migration {number}: {e}"))?;
+            conn.pragma_update(None, "user_version", number)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })();
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    conn.execute_batch(end).map_err(|e| e.to_string())?;
+    result
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq              INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -180,9 +220,7 @@ impl SqliteStore {
             .map_err(|e| open_err(e.to_string()))?;
         // Creating the schema is also the check that the file is writable: SQLite silently
         // opens an unwritable file read-only.
-        writer
-            .execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
-            .map_err(|e| open_err(e.to_string()))?;
+        migrate(&writer).map_err(open_err)?;
         let reader = connect(&path).map_err(|e| open_err(e.to_string()))?;
         // Checkpoints (copying the WAL into the database file) run on their own thread, so
         // commits never wait behind one.
@@ -472,12 +510,44 @@ fn db<T>(r: rusqlite::Result<T>) -> Result<T, StoreError> {
 }
 
 /// Inserts `event` (due at `due_at`) unless its id exists; counts the duplicate otherwise.
-fn insert_event(tx: &Tx<'_>, event: &Event, now: i64, due_at: i64) -> Result<Recorded, StoreError> {
+fn insert_event(
+    tx: &Tx<'_>,
+    event: &Event,
+    now: i64,
+    due_at: i64,
+    request_key: Option<&str>,
+) -> Result<Recorded, StoreError> {
+    if let Some(key) = request_key
+        && !claim_request(tx, key, now)?
+    {
+        // The same signed request was seen before: a platform retry of this event (counted
+        // as a duplicate), or a copy sent to another path or with another body, which
+        // neither creates nor re-attributes an event.
+        let stored = db(tx
+            .query_row(
+                "SELECT 1 FROM events WHERE id = ?1",
+                params![event.id],
+                |_| Ok(()),
+            )
+            .optional())?;
+        if stored.is_none() {
+            return Ok(Recorded::Replay);
+        }
+    }
     if event.category_audit().is_some() && tx.has_open_submissions()? {
         atomic(tx, || insert_event_then(tx, event, now, due_at, true))
     } else {
         insert_event_then(tx, event, now, due_at, false)
     }
+}
+
+/// Records a request's key; false when it was already recorded (a replay).
+fn claim_request(conn: &Connection, key: &str, now: i64) -> Result<bool, StoreError> {
+    Ok(exec(
+        conn,
+        "INSERT INTO requests (key, received_at) VALUES (?1, ?2) ON CONFLICT(key) DO NOTHING",
+        params![key, now],
+    )? == 1)
 }
 
 /// [`insert_event`]'s statements; a new event resolves a submission when `resolve` is set.
@@ -592,13 +662,19 @@ fn row_to_quarantined(row: &Row<'_>) -> rusqlite::Result<QuarantinedPush> {
 }
 
 impl Store for SqliteStore {
-    fn record(&self, event: Event) -> BoxFuture<'_, Result<Recorded, StoreError>> {
+    fn record(
+        &self,
+        event: Event,
+        request_key: Option<String>,
+    ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
         let now = clock::now_ms();
         let hold = self.held.has_room();
         let due_at = if hold { now + HOLD_MS } else { now };
         let held = Arc::clone(&self.held);
         self.write_then(
-            move |conn| insert_event(conn, &event, now, due_at).map(|r| (r, event)),
+            move |conn| {
+                insert_event(conn, &event, now, due_at, request_key.as_deref()).map(|r| (r, event))
+            },
             move |(recorded, event)| {
                 if hold && recorded == Recorded::New {
                     held.push(event, now, HOLDER, due_at);
@@ -608,8 +684,17 @@ impl Store for SqliteStore {
         )
     }
 
-    fn quarantine(&self, push: QuarantinedPush) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn quarantine(
+        &self,
+        push: QuarantinedPush,
+        request_key: Option<String>,
+    ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
         self.write(move |conn| {
+            if let Some(key) = &request_key
+                && !claim_request(conn, key, push.received_at)?
+            {
+                return Ok(Recorded::Replay);
+            }
             let query = serde_json::to_string(&push.query)
                 .map_err(|e| StoreError::Database(e.to_string()))?;
             exec(conn,
@@ -625,7 +710,7 @@ impl Store for SqliteStore {
                     push.reason
                 ],
             )?;
-            Ok(())
+            Ok(Recorded::New)
         })
     }
 
@@ -778,7 +863,8 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let now = clock::now_ms();
             atomic(tx, || {
-                let recorded = insert_event(tx, &event, now, now)?;
+                // Its request was claimed when it was quarantined.
+                let recorded = insert_event(tx, &event, now, now, None)?;
                 exec(
                     tx,
                     "DELETE FROM quarantine WHERE id = ?1",
@@ -840,6 +926,11 @@ impl Store for SqliteStore {
 
     fn prune(&self, before: i64) -> BoxFuture<'_, Result<usize, StoreError>> {
         self.write(move |conn| {
+            exec(
+                conn,
+                "DELETE FROM requests WHERE received_at < ?1",
+                params![before],
+            )?;
             exec(
                 conn,
                 "DELETE FROM events WHERE status = 'delivered' AND delivered_at < ?1",
@@ -994,7 +1085,7 @@ mod tests {
         let tasks: Vec<_> = (0..500)
             .map(|n| {
                 let store = Arc::clone(&store);
-                tokio::spawn(async move { store.record(audit(n)).await })
+                tokio::spawn(async move { store.record(audit(n), None).await })
             })
             .collect();
         for task in tasks {
@@ -1033,9 +1124,9 @@ mod tests {
         // All queued before any is awaited, so that the writer, busy with the first, takes
         // the rest in one transaction: audits find no open submission, then the submission
         // queued after them must still be matched by its audit.
-        let before: Vec<_> = (100..140).map(|n| store.record(audit(n))).collect();
+        let before: Vec<_> = (100..140).map(|n| store.record(audit(n), None)).collect();
         let added = store.record_submission(submission(2));
-        let matched = store.record(audit(2));
+        let matched = store.record(audit(2), None);
         let pending = store.record_submission(submission(3));
         for write in before {
             assert_eq!(write.await?, Recorded::New);
@@ -1069,12 +1160,12 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
         {
             let store = SqliteStore::open(dir.path())?;
-            assert_eq!(store.record(audit(1)).await?, Recorded::New);
-            assert_eq!(store.record(audit(1)).await?, Recorded::Duplicate);
+            assert_eq!(store.record(audit(1), None).await?, Recorded::New);
+            assert_eq!(store.record(audit(1), None).await?, Recorded::Duplicate);
             store.mark_failed(audit(1).id, "boom".into(), None).await?;
         }
         let store = SqliteStore::open(dir.path())?;
-        assert_eq!(store.record(audit(1)).await?, Recorded::Duplicate);
+        assert_eq!(store.record(audit(1), None).await?, Recorded::Duplicate);
         let record = store.get(audit(1).id).await?.ok_or(StoreError::Closed)?;
         assert_eq!(
             (record.status, record.attempts, record.duplicates),
@@ -1091,7 +1182,7 @@ mod tests {
     {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
         let store = SqliteStore::open(dir.path())?;
-        store.record(audit(1)).await?;
+        store.record(audit(1), None).await?;
         assert_eq!(store.replay(vec![audit(1).id]).await?, 1);
         assert_eq!(
             store.due(clock::now_ms(), 10).await?.len(),
@@ -1110,7 +1201,7 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
         let store = SqliteStore::open(dir.path())?;
         for n in 1..=3 {
-            store.record(audit(n)).await?;
+            store.record(audit(n), None).await?;
         }
         store.mark_delivered(audit(1).id).await?;
         store.mark_failed(audit(2).id, "x".into(), None).await?;

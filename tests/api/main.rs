@@ -4,9 +4,11 @@
 mod cli;
 mod container;
 mod debug_tools;
+mod edge;
 mod helpers;
 mod inbox_cli;
 mod integrations;
+mod operator;
 mod postgres;
 mod properties;
 mod push;

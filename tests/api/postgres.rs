@@ -265,9 +265,9 @@ async fn leases_hand_events_to_one_instance_at_a_time() {
     let schema = fresh_schema();
     let one = open_store(&url, &schema).await.expect("opens");
     let two = open_store(&url, &schema).await.expect("opens");
-    assert_eq!(one.record(audit(1)).await.expect("records"), Recorded::New);
+    assert_eq!(one.record(audit(1), None).await.expect("records"), Recorded::New);
     assert_eq!(
-        two.record(audit(1)).await.expect("records"),
+        two.record(audit(1), None).await.expect("records"),
         Recorded::Duplicate
     );
     let now = wxpush::clock::now_ms();
@@ -316,7 +316,7 @@ async fn concurrent_pushes_share_commits() {
     let tasks: Vec<_> = (0..400)
         .map(|n| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.record(audit(n)).await })
+            tokio::spawn(async move { store.record(audit(n), None).await })
         })
         .collect();
     for task in tasks {
@@ -349,7 +349,7 @@ async fn migrations_run_once_under_concurrent_starts_and_refuse_newer_schemas() 
     let client = connect(&url).await;
     let versions: Vec<i32> = client
         .query(
-            &format!("SELECT version FROM {schema}.wxpush_migrations"),
+            &format!("SELECT version FROM {schema}.wxpush_migrations ORDER BY version"),
             &[],
         )
         .await
@@ -357,7 +357,11 @@ async fn migrations_run_once_under_concurrent_starts_and_refuse_newer_schemas() 
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![PostgresStore::schema_version()]);
+    assert_eq!(
+        versions,
+        (1..=PostgresStore::schema_version()).collect::<Vec<_>>(),
+        "each migration once"
+    );
     client
         .execute(
             &format!(
@@ -380,8 +384,8 @@ async fn events_cli_works_against_postgres() {
     let Some(url) = database_url() else { return };
     let schema = fresh_schema();
     let store = open_store(&url, &schema).await.expect("opens");
-    store.record(audit(7)).await.expect("records");
-    store.record(audit(8)).await.expect("records");
+    store.record(audit(7), None).await.expect("records");
+    store.record(audit(8), None).await.expect("records");
     let dead = audit(7).id;
     store
         .mark_failed(dead.clone(), "handler said no".into(), None)
@@ -470,7 +474,7 @@ async fn a_backlog_beyond_memory_is_left_to_any_instance() {
         let tasks: Vec<_> = (n..n + 500)
             .map(|i| {
                 let store = Arc::clone(&busy);
-                tokio::spawn(async move { store.record(audit(i)).await })
+                tokio::spawn(async move { store.record(audit(i), None).await })
             })
             .collect();
         for task in tasks {
@@ -623,7 +627,7 @@ async fn sslmode_require_encrypts_and_verifies_the_server() {
     };
     let store = PostgresStore::open(pg).await.expect("connects over TLS");
     assert_eq!(
-        store.record(audit(1)).await.expect("records"),
+        store.record(audit(1), None).await.expect("records"),
         Recorded::New
     );
     let client = connect(&url).await;

@@ -31,6 +31,7 @@ pub(super) enum Write {
     /// Store a new event (or count a duplicate).
     Record {
         event: Box<Event>,
+        request_key: Option<String>,
         now: i64,
         reply: oneshot::Sender<Result<Recorded, StoreError>>,
     },
@@ -102,7 +103,9 @@ fn reply(batch: Vec<Write>, result: Result<Vec<Recorded>, StoreError>, owner: Op
     let outcome_of_batch = || failure.clone().map_or(Ok(()), Err);
     for write in batch {
         match write {
-            Write::Record { event, now, reply } => {
+            Write::Record {
+                event, now, reply, ..
+            } => {
                 let outcome =
                     outcome_of_batch().and_then(|()| recorded.next().ok_or(StoreError::Closed));
                 if let (Ok(Recorded::New), Some(owner)) = (&outcome, owner) {
@@ -145,6 +148,71 @@ async fn commit_with_retries(
     }
 }
 
+/// Claims the batch's request keys (in key order, as the ids below); returns, per record,
+/// whether its key was already seen: by an earlier request, or by an earlier record of this
+/// batch. Such a record is not inserted: it is a duplicate if its event exists, else a
+/// replay.
+async fn claim_requests(
+    tx: &Transaction<'_>,
+    records: &[(&Event, i64)],
+    keys: &[Option<&str>],
+) -> Result<Vec<bool>, tokio_postgres::Error> {
+    let mut wanted: Vec<(&str, i64)> = keys
+        .iter()
+        .zip(records)
+        .filter_map(|(key, (_, now))| key.map(|k| (k, *now)))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(vec![false; records.len()]);
+    }
+    wanted.sort_unstable();
+    wanted.dedup_by(|a, b| a.0 == b.0);
+    let (claim_keys, times): (Vec<&str>, Vec<i64>) = wanted.into_iter().unzip();
+    let claim = tx
+        .prepare_cached(
+            "INSERT INTO requests (key, received_at)
+             SELECT * FROM unnest($1::text[], $2::int8[])
+             ON CONFLICT (key) DO NOTHING
+             RETURNING key",
+        )
+        .await?;
+    let mut claimed: HashSet<String> = tx
+        .query(&claim, &[&claim_keys, &times])
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    Ok(keys
+        .iter()
+        .map(|key| key.is_some_and(|k| !claimed.remove(k)))
+        .collect())
+}
+
+/// The ids, among the records whose request was already seen, of events already stored.
+async fn stored_ids(
+    tx: &Transaction<'_>,
+    records: &[(&Event, i64)],
+    seen: &[bool],
+) -> Result<HashSet<String>, tokio_postgres::Error> {
+    let ids: Vec<&str> = records
+        .iter()
+        .zip(seen)
+        .filter(|(_, seen)| **seen)
+        .map(|((event, _), _)| event.id.as_str())
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let find = tx
+        .prepare_cached("SELECT id FROM events WHERE id = ANY($1)")
+        .await?;
+    tx.query(&find, &[&ids])
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect()
+}
+
 /// Runs the batch's statements; returns the outcome of each `Record`, in batch order.
 async fn write_batch(
     tx: &Transaction<'_>,
@@ -153,11 +221,20 @@ async fn write_batch(
     lease_to_self: bool,
 ) -> Result<Vec<Recorded>, tokio_postgres::Error> {
     let mut records: Vec<(&Event, i64)> = Vec::new();
+    let mut keys: Vec<Option<&str>> = Vec::new();
     let mut delivered: Vec<&str> = Vec::new();
     let mut delivered_at = 0;
     for write in batch {
         match write {
-            Write::Record { event, now, .. } => records.push((&**event, *now)),
+            Write::Record {
+                event,
+                now,
+                request_key,
+                ..
+            } => {
+                records.push((&**event, *now));
+                keys.push(request_key.as_deref());
+            }
             Write::Delivered { id, at, .. } => {
                 delivered.push(id);
                 delivered_at = delivered_at.max(*at);
@@ -166,10 +243,16 @@ async fn write_batch(
     }
     let mut outcomes = Vec::with_capacity(records.len());
     if !records.is_empty() {
+        let seen = claim_requests(tx, &records, &keys).await?;
         // Rows are inserted in id order so that two instances inserting overlapping
         // batches take their locks in the same order. Each new event starts leased to this
         // instance (`next_attempt_at` is the lease's end while `lease_owner` is set).
-        let mut sorted: Vec<&(&Event, i64)> = records.iter().collect();
+        let mut sorted: Vec<&(&Event, i64)> = records
+            .iter()
+            .zip(&seen)
+            .filter(|(_, seen)| !**seen)
+            .map(|(record, _)| record)
+            .collect();
         sorted.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         let ids: Vec<&str> = sorted.iter().map(|(e, _)| e.id.as_str()).collect();
         let times: Vec<i64> = sorted.iter().map(|(_, now)| *now).collect();
@@ -206,12 +289,19 @@ async fn write_batch(
                 ],
             )
             .await?;
-        let mut inserted: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        let mut inserted: HashSet<String> = rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let stored = stored_ids(tx, &records, &seen).await?;
+        let new_ids = inserted.clone();
         let mut duplicates: HashMap<&str, i32> = HashMap::new();
         let mut latest = 0;
         let mut audits = Vec::new();
-        for (event, now) in &records {
-            if inserted.remove(&event.id) {
+        for ((event, now), seen) in records.iter().zip(&seen) {
+            if *seen && !stored.contains(&event.id) && !new_ids.contains(&event.id) {
+                outcomes.push(Recorded::Replay);
+            } else if !*seen && inserted.remove(&event.id) {
                 outcomes.push(Recorded::New);
                 if event.category_audit().is_some() {
                     audits.push((event, *now));

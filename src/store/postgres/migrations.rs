@@ -17,10 +17,11 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events, quarantine, submissions, meta",
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events, quarantine, submissions, meta",
+        sql: "
 CREATE TABLE events (
     seq               bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
     id                text PRIMARY KEY,
@@ -72,7 +73,19 @@ CREATE TABLE meta (
     value text NOT NULL
 );
 ",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "requests (replay detection)",
+        sql: "
+CREATE TABLE requests (
+    key         text PRIMARY KEY,
+    received_at bigint NOT NULL
+);
+CREATE INDEX requests_received ON requests (received_at);
+",
+    },
+];
 
 /// The newest schema version this build knows.
 pub(super) fn latest() -> i32 {

@@ -388,10 +388,15 @@ fn limit(n: usize) -> i64 {
 }
 
 impl Store for PostgresStore {
-    fn record(&self, event: Event) -> BoxFuture<'_, Result<Recorded, StoreError>> {
+    fn record(
+        &self,
+        event: Event,
+        request_key: Option<String>,
+    ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
         let (reply, rx) = oneshot::channel();
         let sent = self.writes.send(Write::Record {
             event: Box::new(event),
+            request_key,
             now: clock::now_ms(),
             reply,
         });
@@ -401,25 +406,48 @@ impl Store for PostgresStore {
         })
     }
 
-    fn quarantine(&self, push: QuarantinedPush) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn quarantine(
+        &self,
+        push: QuarantinedPush,
+        request_key: Option<String>,
+    ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
         Box::pin(async move {
             let query = serde_json::to_string(&push.query)
                 .map_err(|e| StoreError::Database(e.to_string()))?;
-            self.execute(
-                "INSERT INTO quarantine (id, received_at, app, authorizer_appid, query, body, reason)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &push.id,
-                    &push.received_at,
-                    &text(&push.app),
-                    &push.authorizer_appid.as_deref().map(text),
-                    &text(&query),
-                    &push.body,
-                    &text(&push.reason),
-                ],
-            )
-            .await?;
-            Ok(())
+            let mut client = self.client().await?;
+            let outcome = async {
+                let tx = client.transaction().await?;
+                if let Some(key) = &request_key {
+                    let claimed = tx
+                        .execute(
+                            "INSERT INTO requests (key, received_at) VALUES ($1, $2)
+                             ON CONFLICT (key) DO NOTHING",
+                            &[key, &push.received_at],
+                        )
+                        .await?;
+                    if claimed == 0 {
+                        return Ok(Recorded::Replay);
+                    }
+                }
+                tx.execute(
+                    "INSERT INTO quarantine (id, received_at, app, authorizer_appid, query, body, reason)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &push.id,
+                        &push.received_at,
+                        &text(&push.app),
+                        &push.authorizer_appid.as_deref().map(text),
+                        &text(&query),
+                        &push.body,
+                        &text(&push.reason),
+                    ],
+                )
+                .await?;
+                tx.commit().await?;
+                Ok::<_, tokio_postgres::Error>(Recorded::New)
+            }
+            .await;
+            outcome.map_err(|e| classify(&e))
         })
     }
 
@@ -675,6 +703,8 @@ impl Store for PostgresStore {
 
     fn prune(&self, before: i64) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
+            self.execute("DELETE FROM requests WHERE received_at < $1", &[&before])
+                .await?;
             let mut total = 0usize;
             loop {
                 let n = self
