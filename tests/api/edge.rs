@@ -149,7 +149,13 @@ async fn an_announced_oversized_body_gets_413_at_once() {
 async fn authorizer_segments_must_be_app_ids() {
     let app = TestApp::spawn("demo").await;
     let long = "a".repeat(10_000);
-    for bad in ["%00", "wx%0D%0Aevil", "..%2F..%2Fetc%2Fpasswd", long.as_str(), "wx123"] {
+    for bad in [
+        "%00",
+        "wx%0D%0Aevil",
+        "..%2F..%2Fetc%2Fpasswd",
+        long.as_str(),
+        "wx123",
+    ] {
         for path in [
             format!("/wechat/{bad}/callback"),
             format!("/wechat/demo/{bad}/callback"),

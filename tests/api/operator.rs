@@ -21,7 +21,9 @@ async fn a_forged_reason_cannot_forge_a_log_line_or_a_table_row() {
     let mut served = Served::start(&env);
     let url = format!("{}/wechat", served.base_url);
     let (ok, out, err) = wxpush(
-        &["simulate", "--url", &url, "--ret", "rejected", "--reason", FORGED],
+        &[
+            "simulate", "--url", &url, "--ret", "rejected", "--reason", FORGED,
+        ],
         &env,
     );
     assert!(ok, "{out}{err}");
@@ -30,7 +32,10 @@ async fn a_forged_reason_cannot_forge_a_log_line_or_a_table_row() {
     let (_, lines) = served.terminate();
     for line in &lines {
         assert!(!line.starts_with("2026-01-01"), "forged line: {line}");
-        assert!(!line.contains(['\r', '\x1b']), "raw control character: {line:?}");
+        assert!(
+            !line.contains(['\r', '\x1b']),
+            "raw control character: {line:?}"
+        );
     }
     let (ok, table, err) = wxpush(&["events", "list"], &env);
     assert!(ok, "{err}");
@@ -89,7 +94,10 @@ fn commands_refuse_to_create_an_inbox_and_say_where_they_looked() {
         let (ok, _, err) = wxpush(args, &[("WXPUSH_DATA_DIR", data.as_str())]);
         assert!(!ok, "{args:?}");
         assert!(err.contains("no inbox there"), "{err}");
-        assert!(err.contains("wxpush.db") && err.contains("WXPUSH_DATA_DIR"), "{err}");
+        assert!(
+            err.contains("wxpush.db") && err.contains("WXPUSH_DATA_DIR"),
+            "{err}"
+        );
     }
     assert!(!missing.exists(), "nothing was created");
 }
@@ -131,7 +139,10 @@ async fn errors_name_what_they_are_about() {
     std::fs::write(&config, "[app]\ntokn = \"abc\"\n").expect("write");
     let config_s = config.display().to_string();
     let (ok, _, err) = wxpush(&["check-config", "--config", &config_s], &[]);
-    assert!(!ok && err.contains("app.tokn") && err.contains(&config_s), "{err}");
+    assert!(
+        !ok && err.contains("app.tokn") && err.contains(&config_s),
+        "{err}"
+    );
 }
 
 /// The readiness probe reports the write path pushes use: once the inbox itself has filled
@@ -162,10 +173,22 @@ async fn readiness_follows_pushes_on_a_disk_the_inbox_filled() {
     assert!(refused, "the inbox filled the disk");
     served.wait_for("cannot store the push");
     assert_eq!(ready(&client).await, 503, "not ready while pushes fail");
+    // Room for a one-row write, not for a push: readiness must still say no.
+    std::fs::write(ctl.path().join("free_some"), "").expect("signal");
+    wait_file(&ctl.path().join("freed_some"));
+    assert_eq!(
+        ready(&client).await,
+        503,
+        "a small write fits; pushes do not"
+    );
+    let answer = client.push_safe("/wechat", &audit_with(500, &big)).await;
+    assert_eq!(answer.status, 503, "pushes still do not fit");
     std::fs::write(ctl.path().join("free"), "").expect("signal");
     wait_file(&ctl.path().join("freed"));
     assert_eq!(ready(&client).await, 200, "ready once pushes fit");
-    let answer = client.push_safe("/wechat", &audit_with(9999, "after")).await;
+    let answer = client
+        .push_safe("/wechat", &audit_with(9999, "after"))
+        .await;
     assert_eq!(answer.body, "success");
     served.terminate();
 }
@@ -247,15 +270,19 @@ fn wait_file(path: &std::path::Path) {
     panic!("{} never appeared", path.display());
 }
 
-/// A 1 MiB tmpfs on the data dir with 320 KiB of it taken by a spare file, which is
-/// removed when `free` appears: the inbox fills the rest by itself.
+/// A 1 MiB tmpfs on the data dir with two spare files, 16 KiB (removed when `free_some`
+/// appears) and 320 KiB (removed when `free` appears): the inbox fills the rest by itself.
 const SPARE_SCRIPT: &str = r#"
 set -e
 mount -t tmpfs -o size=1m tmpfs "$DATA"
+dd if=/dev/zero of="$DATA/spare_small" bs=4k count=4 2>/dev/null
 dd if=/dev/zero of="$DATA/spare" bs=4k count=80 2>/dev/null
 "$BIN" serve &
 pid=$!
 trap 'kill -TERM $pid; wait $pid; exit $?' TERM
+while [ ! -e "$CTL/free_some" ]; do sleep 0.05; done
+rm -f "$DATA/spare_small"
+touch "$CTL/freed_some"
 while [ ! -e "$CTL/free" ]; do sleep 0.05; done
 rm -f "$DATA/spare"
 touch "$CTL/freed"

@@ -265,7 +265,10 @@ async fn leases_hand_events_to_one_instance_at_a_time() {
     let schema = fresh_schema();
     let one = open_store(&url, &schema).await.expect("opens");
     let two = open_store(&url, &schema).await.expect("opens");
-    assert_eq!(one.record(audit(1), None).await.expect("records"), Recorded::New);
+    assert_eq!(
+        one.record(audit(1), None).await.expect("records"),
+        Recorded::New
+    );
     assert_eq!(
         two.record(audit(1), None).await.expect("records"),
         Recorded::Duplicate
