@@ -26,10 +26,12 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /src/target/release/wxpush /usr/local/bin/wxpush
 USER wxpush
 WORKDIR /data
+# Health, readiness and metrics on their own port, off the public one.
 ENV WXPUSH_LISTEN=0.0.0.0:8080 \
+    WXPUSH_ADMIN_LISTEN=0.0.0.0:9090 \
     WXPUSH_DATA_DIR=/data \
     WXPUSH_LOG_FORMAT=json
-EXPOSE 8080
+EXPOSE 8080 9090
 VOLUME ["/data"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
   CMD ["wxpush", "healthcheck"]
