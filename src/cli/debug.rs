@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
+use wxpush::escape::Printable;
 use wxpush::fields::Format;
 use wxpush::push::{Mode, PushQuery};
 use wxpush::simulate::{self, AuditSpec};
@@ -184,7 +185,7 @@ pub(crate) fn simulate(config: &Config, args: SimulateArgs) -> anyhow::Result<()
                 Ok(response) => {
                     let status = response.status();
                     let body = response.text().await.unwrap_or_default();
-                    outln!("-> {status} {body}\n")?;
+                    outln!("-> {status} {}\n", Printable(&body))?;
                     if !(status.is_success() && body == "success") {
                         failed += 1;
                     }
@@ -263,17 +264,17 @@ pub(crate) fn verify_url(config: &Config, url: &str, app: Option<&str>) -> anyho
     } else if status.is_redirection() {
         format!(
             "redirect to {}: the platform does not follow redirects; register the final URL (often the https one)",
-            location.unwrap_or_default()
+            Printable(&location.unwrap_or_default())
         )
     } else if status.as_u16() == 400 {
         format!(
             "400: the receiver says the request is malformed ({}); a proxy may drop the query string",
-            body.chars().take(120).collect::<String>()
+            Printable(&body.chars().take(120).collect::<String>())
         )
     } else {
         format!(
             "{status}: the receiver failed ({})",
-            body.chars().take(120).collect::<String>()
+            Printable(&body.chars().take(120).collect::<String>())
         )
     };
     bail!("FAIL: {verdict}")
@@ -357,7 +358,7 @@ pub(crate) fn decrypt(config: &Config, args: DecryptArgs) -> anyhow::Result<()> 
                 "  [{}] {:<9} {}",
                 if step.ok { "ok" } else { "FAIL" },
                 step.name,
-                step.detail
+                Printable(&step.detail)
             )?;
         }
     }

@@ -333,3 +333,49 @@ fn demo_credentials_on_a_public_address_refuse_to_start() {
     );
     assert!(!warning.contains("app.token"), "{warning}");
 }
+
+/// 300 stalled clients against a server allowed 256 descriptors: the connection limit keeps
+/// descriptors for the store and the dispatcher, the stalled clients are cut off, and a real
+/// push is answered and delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_clients_cannot_exhaust_descriptors() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().display().to_string();
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.args(["--nofile=256", "--", env!("CARGO_BIN_EXE_wxpush"), "serve"]);
+    let mut served = Served::start_command(
+        cmd,
+        &[
+            ("WXPUSH_DATA_DIR", data.as_str()),
+            ("WXPUSH_HTTP_MAX_CONNECTIONS", "100"),
+            ("WXPUSH_HTTP_HEADER_TIMEOUT_SECS", "1"),
+        ],
+    );
+    let addr = served.base_url.trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..300 {
+        let mut stream = TcpStream::connect(&addr).await.expect("connects");
+        let _ = stream
+            .write_all(b"POST /wechat HTTP/1.1\r\nHost: x\r\n")
+            .await;
+        stalled.push(stream);
+    }
+    let client = TestApp::client_for(&served.base_url);
+    let answer = tokio::time::timeout(
+        Duration::from_secs(15),
+        client.push_safe("/wechat", &audit(3)),
+    )
+    .await
+    .expect("answered while stalled clients keep connecting");
+    assert_eq!(answer.body, "success");
+    served.wait_for("category audit");
+    drop(stalled);
+    let (status, lines) = served.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("cannot accept connections")),
+        "descriptors never ran out"
+    );
+}

@@ -305,3 +305,25 @@ while [ ! -e "$CTL/check" ]; do sleep 0.05; done
 touch "$CTL/checked"
 wait $pid
 "#;
+
+/// `cargo run --example custom_handler` shows its own log lines with the default filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_custom_handler_example_logs_its_own_lines() {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_wxpush"));
+    let example = bin
+        .parent()
+        .map(|dir| dir.join("examples").join("custom_handler"))
+        .expect("target dir");
+    assert!(
+        example.exists(),
+        "{example:?} is missing: run the whole `cargo test`, which builds the examples"
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().display().to_string();
+    let mut served =
+        Served::start_command(Command::new(example), &[("WXPUSH_DATA_DIR", data.as_str())]);
+    let url = format!("{}/wechat", served.base_url);
+    let (ok, out, err) = wxpush(&["simulate", "--url", &url], &[]);
+    assert!(ok, "{out}{err}");
+    served.wait_for("category status");
+}
