@@ -12,5 +12,6 @@ mod operator;
 mod postgres;
 mod properties;
 mod push;
+mod replay;
 mod retries;
 mod url_check;
