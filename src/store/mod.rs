@@ -374,6 +374,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A stored status this build does not know: a newer wxpush wrote it, or the row was
+    /// edited. Reading it as any known status would misstate the event, so it is an error.
+    pub(crate) fn unknown_status(status: &str) -> Self {
+        Self::Database(format!(
+            "an event has the unknown status '{}' (written by a newer wxpush, or edited by hand)",
+            crate::escape::printable(&status.chars().take(32).collect::<String>())
+        ))
+    }
+
     /// What went wrong, without the kind's prefix (for messages that already say it).
     pub fn detail(&self) -> String {
         match self {

@@ -147,6 +147,36 @@ fn migrate(conn: &Connection) -> Result<(), String> {
     result
 }
 
+/// Adds, when `dir` cannot be written by this process, which uid it runs as and how to fix
+/// it: the usual cause in a container whose volume belongs to another user.
+fn with_owner_hint(reason: String, dir: &Path) -> String {
+    let probe = dir.join(".wxpush-write-check");
+    let writable = std::fs::create_dir_all(dir).is_ok()
+        && std::fs::write(&probe, b"").is_ok()
+        && std::fs::remove_file(&probe).is_ok();
+    if writable {
+        return reason;
+    }
+    match process_uid() {
+        Some(uid) => format!(
+            "{reason}; {} is not writable by uid {uid}, which wxpush runs as (is it read-only, or owned by another user?): give that uid the directory (chown {uid} {}), or run as its owner",
+            dir.display(),
+            dir.display()
+        ),
+        None => format!("{reason}; {} is not writable by this process", dir.display()),
+    }
+}
+
+/// The real uid of this process, from `/proc/self/status` (Linux).
+fn process_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq              INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -210,7 +240,7 @@ impl SqliteStore {
         let path = data_dir.join(DB_FILE);
         let open_err = |reason: String| StoreError::Open {
             path: path.display().to_string(),
-            reason,
+            reason: with_owner_hint(reason, data_dir),
         };
         std::fs::create_dir_all(data_dir)
             .map_err(|e| open_err(format!("cannot create the data dir: {e}")))?;
@@ -614,7 +644,13 @@ fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
     let message: String = row.get(5)?;
     let attempts: u32 = row.get(6)?;
     let last_error: Option<String> = row.get(7)?;
-    let status = Status::parse(&status).unwrap_or(Status::Pending);
+    let status = Status::parse(&status).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            2,
+            rusqlite::types::Type::Text,
+            Box::new(StoreError::unknown_status(&status)),
+        )
+    })?;
     let next_attempt_at: Option<i64> = row.get(8)?;
     // A new event stored as held (due exactly HOLD_MS after it arrived, never attempted)
     // is in the server's memory for delivery.
@@ -655,7 +691,9 @@ fn row_to_quarantined(row: &Row<'_>) -> rusqlite::Result<QuarantinedPush> {
         received_at: row.get(1)?,
         app: row.get(2)?,
         authorizer_appid: row.get(3)?,
-        query: serde_json::from_str::<PushQuery>(&query).unwrap_or_default(),
+        query: serde_json::from_str::<PushQuery>(&query).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+        })?,
         body: row.get(5)?,
         reason: row.get(6)?,
     })
@@ -910,7 +948,7 @@ impl Store for SqliteStore {
                     Some(Status::Pending) => stats.pending = count,
                     Some(Status::Delivered) => stats.delivered = count,
                     Some(Status::Dead) => stats.dead = count,
-                    _ => {}
+                    _ => return Err(StoreError::unknown_status(&status)),
                 }
             }
             stats.quarantined =

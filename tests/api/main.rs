@@ -6,6 +6,7 @@ mod container;
 mod debug_tools;
 mod edge;
 mod helpers;
+mod image;
 mod inbox_cli;
 mod integrations;
 mod operator;

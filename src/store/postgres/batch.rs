@@ -319,7 +319,7 @@ async fn write_batch(
                     "SELECT EXISTS (SELECT 1 FROM submissions WHERE status = 'pending')",
                 )
                 .await?;
-            let any_open: bool = tx.query_one(&open, &[]).await?.get(0);
+            let any_open: bool = tx.query_one(&open, &[]).await?.try_get(0)?;
             if any_open {
                 for (event, now) in audits {
                     resolve_submission(tx, event, now).await?;

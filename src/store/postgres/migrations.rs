@@ -139,8 +139,9 @@ pub(super) async fn migrate(
         .await
         .map_err(|e| fail(classify(&e)))?
         .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail(classify(&e)))?;
     if let Some(&newest) = applied.last() {
         if newest > latest() {
             return Err(open_error(

@@ -247,6 +247,11 @@ pub(super) fn text(value: &str) -> String {
     }
 }
 
+/// Turns a failed column read into a store error saying what was being read.
+fn read(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError + Copy {
+    move |e| StoreError::Database(format!("reading {what}: {e}"))
+}
+
 fn row_to_record(row: &Row) -> Result<Record, StoreError> {
     row_to_record_at(row, 0)
 }
@@ -265,7 +270,7 @@ fn row_to_record_at(row: &Row, base: usize) -> Result<Record, StoreError> {
     let next_attempt_at: Option<i64> = row.try_get(base + 8).map_err(get)?;
     let duplicates: i32 = row.try_get(base + 10).map_err(get)?;
     let lease_owner: Option<String> = row.try_get(base + 11).map_err(get)?;
-    let status = Status::parse(&status).unwrap_or(Status::Pending);
+    let status = Status::parse(&status).ok_or_else(|| StoreError::unknown_status(&status))?;
     let lease = match (status, lease_owner, next_attempt_at) {
         (Status::Pending, Some(owner), Some(until)) => Some(Lease { owner, until }),
         _ => None,
@@ -296,7 +301,9 @@ fn row_to_quarantined(row: &Row) -> Result<QuarantinedPush, StoreError> {
         received_at: row.try_get(1).map_err(get)?,
         app: row.try_get(2).map_err(get)?,
         authorizer_appid: row.try_get(3).map_err(get)?,
-        query: serde_json::from_str::<PushQuery>(&query).unwrap_or_default(),
+        query: serde_json::from_str::<PushQuery>(&query).map_err(|e| {
+            StoreError::Database(format!("reading quarantine: its stored query is unreadable: {e}"))
+        })?,
         body: row.try_get(5).map_err(get)?,
         reason: row.try_get(6).map_err(get)?,
     })
@@ -676,14 +683,15 @@ impl Store for PostgresStore {
                 )
                 .await?;
             for row in &rows {
-                let status: String = row.get(0);
-                let count = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
-                stats.duplicates += u64::try_from(row.get::<_, i64>(2)).unwrap_or(0);
+                let status: String = row.try_get(0).map_err(read("counts"))?;
+                let count = u64::try_from(row.try_get::<_, i64>(1).map_err(read("counts"))?).unwrap_or(0);
+                stats.duplicates +=
+                    u64::try_from(row.try_get::<_, i64>(2).map_err(read("counts"))?).unwrap_or(0);
                 match Status::parse(&status) {
                     Some(Status::Pending) => stats.pending = count,
                     Some(Status::Delivered) => stats.delivered = count,
                     Some(Status::Dead) => stats.dead = count,
-                    _ => {}
+                    _ => return Err(StoreError::unknown_status(&status)),
                 }
             }
             let rows = self
@@ -694,8 +702,9 @@ impl Store for PostgresStore {
                 )
                 .await?;
             if let Some(row) = rows.first() {
-                stats.quarantined = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
-                stats.oldest_pending_at = row.get(1);
+                stats.quarantined =
+                    u64::try_from(row.try_get::<_, i64>(0).map_err(read("counts"))?).unwrap_or(0);
+                stats.oldest_pending_at = row.try_get(1).map_err(read("counts"))?;
             }
             Ok(stats)
         })
@@ -752,18 +761,19 @@ impl Store for PostgresStore {
                     &[],
                 )
                 .await?;
+            let get = read("a submission");
             for r in &rows {
                 out.push(Submission {
-                    id: r.get(0),
-                    app: r.get(1),
-                    authorizer_appid: r.get(2),
-                    first: r.get(3),
-                    second: r.get(4),
-                    status: r.get(5),
-                    reason: r.get(6),
-                    submitted_at: r.get(7),
-                    resolved_at: r.get(8),
-                    event_id: r.get(9),
+                    id: r.try_get(0).map_err(get)?,
+                    app: r.try_get(1).map_err(get)?,
+                    authorizer_appid: r.try_get(2).map_err(get)?,
+                    first: r.try_get(3).map_err(get)?,
+                    second: r.try_get(4).map_err(get)?,
+                    status: r.try_get(5).map_err(get)?,
+                    reason: r.try_get(6).map_err(get)?,
+                    submitted_at: r.try_get(7).map_err(get)?,
+                    resolved_at: r.try_get(8).map_err(get)?,
+                    event_id: r.try_get(9).map_err(get)?,
                 });
             }
             let rows = self
