@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::cipher::{self, CipherError};
 use crate::event::Event;
 use crate::fields::{Fields, Format};
-use crate::push::PushQuery;
+use crate::push::{self, Mode, PushQuery};
 
 /// One check and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,18 +79,6 @@ fn diagnose_one(
     };
     let text = String::from_utf8_lossy(body);
     let (envelope, format) = Fields::parse_detected(&text);
-    let encrypt = envelope
-        .get("Encrypt")
-        .filter(|e| !e.trim().is_empty())
-        .map(str::to_owned);
-    let aes = query
-        .encrypt_type
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case("aes"));
-    let fmt = match format {
-        Format::Xml => "XML",
-        Format::Json => "JSON",
-    };
     let (Some(timestamp), Some(nonce)) = (query.timestamp.as_deref(), query.nonce.as_deref())
     else {
         d.step(
@@ -100,115 +88,136 @@ fn diagnose_one(
         );
         return d;
     };
-    let encrypted = aes || encrypt.is_some();
-    let mode = if !encrypted {
-        "plain mode (no encrypt_type, no Encrypt)"
-    } else if envelope.len() > 2 {
-        "compat mode (plain fields and Encrypt)"
-    } else {
-        "safe mode (encrypt_type=aes)"
+    // The request path's own decision: a verdict here is the verdict of `serve`.
+    let mode = push::decide_mode(query, &envelope);
+    let described = match mode {
+        Mode::Plain => "plain mode (no encrypt_type, and no msg_signature with an Encrypt)",
+        Mode::Compat => "compat mode (plain fields and Encrypt)",
+        Mode::Safe => "safe mode (Encrypt only)",
     };
-    if !d.step(
+    let fmt = match format {
+        Format::Xml => "XML",
+        Format::Json => "JSON",
+    };
+    d.step(
         "query",
         true,
-        format!("{mode}, {fmt} body of {} bytes", body.len()),
-    ) {
-        return d;
-    }
-
-    // The request path's own check: current token, then the previous one.
-    let matches = |given: &str, parts: &[&str]| {
-        crate::push::verify_with_tokens(app, given, parts, "signature").ok()
-    };
-    let with = |previous: bool| {
-        if previous {
-            "the previous token"
-        } else {
-            "the token"
-        }
-    };
-
-    let Some(encrypt) = encrypt else {
-        if aes {
-            d.step(
-                "envelope",
-                false,
-                "encrypt_type=aes but the body has no Encrypt field",
-            );
-            return d;
-        }
-        let Some(sig) = query.signature.as_deref() else {
-            d.step("signature", false, "no signature parameter");
-            return d;
-        };
-        match matches(sig, &[timestamp, nonce]) {
-            Some(previous) => d.step(
-                "signature",
-                true,
-                format!("signature matches {}", with(previous)),
-            ),
-            None => d.step(
-                "signature",
-                false,
-                format!(
-                    "signature does not match app {}'s token (wrong token, or another app's push)",
-                    app.name
-                ),
-            ),
-        };
-        if d.steps.iter().all(|s| s.ok) {
+        format!("{described}, {fmt} body of {} bytes", body.len()),
+    );
+    if mode == Mode::Plain {
+        if check_plain(&mut d, app, query, timestamp, nonce) {
             finish(&mut d, app, &text, authorizer_appid);
         }
         return d;
-    };
-
-    match query.msg_signature.as_deref() {
-        None => {
-            let hint = if query.signature.is_some() {
-                ": the request has only `signature`, which does not cover Encrypt; safe mode is checked with msg_signature"
-            } else {
-                ""
-            };
-            d.step("signature", false, format!("no msg_signature{hint}"));
-            return d;
-        }
-        Some(given) => match matches(given, &[timestamp, nonce, &encrypt]) {
-            Some(previous) => {
-                d.step(
-                    "signature",
-                    true,
-                    format!(
-                        "msg_signature matches {} over timestamp, nonce and Encrypt",
-                        with(previous)
-                    ),
-                );
-            }
-            None => {
-                let detail = if matches(given, &[timestamp, nonce]).is_some() {
-                    "msg_signature was computed like `signature` (token, timestamp, nonce) without Encrypt: `signature` used where `msg_signature` belongs".to_owned()
-                } else if query
-                    .signature
-                    .as_deref()
-                    .and_then(|s| matches(s, &[timestamp, nonce]))
-                    .is_some()
-                {
-                    "msg_signature does not match, but `signature` does: the token is right, so Encrypt (or msg_signature) was altered on the way".to_owned()
-                } else {
-                    format!(
-                        "msg_signature does not match app {}'s token (wrong token, or another app's push)",
-                        app.name
-                    )
-                };
-                d.step("signature", false, detail);
-                return d;
-            }
-        },
     }
+    let Some(encrypt) = envelope.get("Encrypt").filter(|e| !e.trim().is_empty()) else {
+        d.step(
+            "envelope",
+            false,
+            "encrypt_type=aes but the body has no Encrypt field",
+        );
+        return d;
+    };
+    if check_msg_signature(&mut d, app, query, [timestamp, nonce, encrypt]) {
+        if let Some(message) = check_decrypt(&mut d, app, encrypt) {
+            finish(&mut d, app, &message, authorizer_appid);
+        }
+    }
+    d
+}
 
+/// Which token matched, for messages.
+fn with(previous: bool) -> &'static str {
+    if previous {
+        "the previous token"
+    } else {
+        "the token"
+    }
+}
+
+/// A plain-mode push: `signature` over token, timestamp and nonce, unless the app requires
+/// encryption.
+fn check_plain(
+    d: &mut Diagnosis,
+    app: &App,
+    query: &PushQuery,
+    timestamp: &str,
+    nonce: &str,
+) -> bool {
+    if app.require_encryption {
+        return d.step(
+            "signature",
+            false,
+            format!("app {} requires encrypted pushes (require_encryption): a plain-mode push is refused", app.name),
+        );
+    }
+    let Some(sig) = query.signature.as_deref() else {
+        return d.step("signature", false, "no signature parameter");
+    };
+    match push::verify_with_tokens(app, sig, &[timestamp, nonce], "signature") {
+        Ok(previous) => d.step(
+            "signature",
+            true,
+            format!("signature matches {}", with(previous)),
+        ),
+        Err(_) => d.step(
+            "signature",
+            false,
+            format!(
+                "signature does not match app {}'s token (wrong token, or another app's push)",
+                app.name
+            ),
+        ),
+    }
+}
+
+/// An encrypted push: `msg_signature` over token, timestamp, nonce and `Encrypt`, with the
+/// likely cause when it does not match.
+fn check_msg_signature(d: &mut Diagnosis, app: &App, query: &PushQuery, parts: [&str; 3]) -> bool {
+    let matches =
+        |given: &str, parts: &[&str]| push::verify_with_tokens(app, given, parts, "signature").ok();
+    let Some(given) = query.msg_signature.as_deref() else {
+        let hint = if query.signature.is_some() {
+            ": the request has only `signature`, which does not cover Encrypt; safe mode is checked with msg_signature"
+        } else {
+            ""
+        };
+        return d.step("signature", false, format!("no msg_signature{hint}"));
+    };
+    if let Some(previous) = matches(given, &parts) {
+        return d.step(
+            "signature",
+            true,
+            format!(
+                "msg_signature matches {} over timestamp, nonce and Encrypt",
+                with(previous)
+            ),
+        );
+    }
+    let detail = if matches(given, &parts[..2]).is_some() {
+        "msg_signature was computed like `signature` (token, timestamp, nonce) without Encrypt: `signature` used where `msg_signature` belongs".to_owned()
+    } else if query
+        .signature
+        .as_deref()
+        .and_then(|s| matches(s, &parts[..2]))
+        .is_some()
+    {
+        "msg_signature does not match, but `signature` does: the token is right, so Encrypt (or msg_signature) was altered on the way".to_owned()
+    } else {
+        format!(
+            "msg_signature does not match app {}'s token (wrong token, or another app's push)",
+            app.name
+        )
+    };
+    d.step("signature", false, detail)
+}
+
+/// Base64, AES, padding, length field and app id, each reported; the message on success.
+fn check_decrypt(d: &mut Diagnosis, app: &App, encrypt: &str) -> Option<String> {
     let mut result = None;
     let mut first_error = None;
     for (key, previous) in app.aes_keys() {
-        match cipher::decrypt_any(key, &encrypt) {
+        match cipher::decrypt_any(key, encrypt) {
             Ok(found) => {
                 result = Some((found, previous));
                 break;
@@ -229,11 +238,11 @@ fn diagnose_one(
         for name in ["base64", "aes", "padding", "length"] {
             if name == failed {
                 d.step(name, false, e.to_string());
-                return d;
+                return None;
             }
             d.step(name, true, "ok");
         }
-        return d;
+        return None;
     };
     let key_note = if previous_key {
         " (with the previous key)"
@@ -257,16 +266,10 @@ fn diagnose_one(
                 app.name, app.appid
             ),
         );
-        return d;
+        return None;
     }
     d.step("appid", true, format!("{receive_id} as expected"));
-    finish(
-        &mut d,
-        app,
-        &String::from_utf8_lossy(&message),
-        authorizer_appid,
-    );
-    d
+    Some(String::from_utf8_lossy(&message).into_owned())
 }
 
 fn finish(d: &mut Diagnosis, app: &App, message: &str, authorizer_appid: Option<&str>) {

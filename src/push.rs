@@ -170,6 +170,34 @@ fn decrypt_with_keys(app: &App, encrypt: &str) -> Result<(Vec<u8>, bool), Cipher
     Err(first_error.unwrap_or(CipherError::Base64))
 }
 
+/// How a push is protected: the one decision, used by the request path and by
+/// `wxpush decrypt` alike. Encrypted when the query says `encrypt_type=aes`, or when it
+/// carries a `msg_signature` and the body a non-empty `Encrypt` (a body holding `Encrypt`
+/// but signed with `signature` alone is plain); then compat when the envelope holds fields
+/// besides `ToUserName`, `Encrypt` and `AppId`, else safe.
+pub fn decide_mode(query: &PushQuery, envelope: &Fields) -> Mode {
+    let aes_requested = query
+        .encrypt_type
+        .as_deref()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("aes"));
+    let has_encrypt = envelope
+        .get("Encrypt")
+        .is_some_and(|e| !e.trim().is_empty());
+    if !(aes_requested || (query.msg_signature.is_some() && has_encrypt)) {
+        return Mode::Plain;
+    }
+    let is_envelope_field = |name: &str| {
+        ["ToUserName", "Encrypt", "AppId"]
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(name))
+    };
+    if envelope.iter().any(|(k, _)| !is_envelope_field(k)) {
+        Mode::Compat
+    } else {
+        Mode::Safe
+    }
+}
+
 /// Checks a signed push's `timestamp` against the clock (`now_secs`, unix seconds).
 ///
 /// # Errors
@@ -226,9 +254,8 @@ pub fn receive(app: &App, query: &PushQuery, body: &[u8]) -> Result<Message, Pus
     }
     let (envelope, format) = Fields::parse_detected(&body);
     let encrypt = envelope.get("Encrypt").filter(|e| !e.trim().is_empty());
-
-    let encrypted = aes_requested || (query.msg_signature.is_some() && encrypt.is_some());
-    if !encrypted {
+    let mode = decide_mode(query, &envelope);
+    if mode == Mode::Plain {
         if app.require_encryption {
             return Err(PushError::EncryptionRequired);
         }
@@ -255,16 +282,6 @@ pub fn receive(app: &App, query: &PushQuery, body: &[u8]) -> Result<Message, Pus
     )?;
     let (plain, previous_key) =
         decrypt_with_keys(app, encrypt).map_err(PushError::Undecryptable)?;
-    let is_envelope_field = |name: &str| {
-        ["ToUserName", "Encrypt", "AppId"]
-            .iter()
-            .any(|f| f.eq_ignore_ascii_case(name))
-    };
-    let mode = if envelope.iter().any(|(k, _)| !is_envelope_field(k)) {
-        Mode::Compat
-    } else {
-        Mode::Safe
-    };
     Ok(Message {
         // Valid UTF-8 (the norm) becomes the text without a copy.
         text: String::from_utf8(plain)
@@ -384,6 +401,54 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 30, "only {checked} vectors");
+        Ok(())
+    }
+
+    /// `serve` (this module) and `wxpush decrypt` (the diagnosis) reach the same verdict on
+    /// every vector, and on a plain push whose body holds an `Encrypt` element.
+    #[test]
+    fn serve_and_the_decrypt_explainer_agree_on_every_request() -> Result<(), serde_json::Error> {
+        let doc: Value = serde_json::from_str(VECTORS)?;
+        let apps = apps(&doc);
+        let all: Vec<App> = apps.values().cloned().collect();
+        let mut checked = 0;
+        for v in doc["vectors"].as_array().into_iter().flatten() {
+            if v["request"]["method"] == "GET" {
+                continue;
+            }
+            let id = v["id"].as_str().unwrap_or("?");
+            let app = &apps[v["app"].as_str().unwrap_or("demo")];
+            let (q, body) = (query(v), v["request"]["body"].as_str().unwrap_or_default());
+            let served = receive(app, &q, body.as_bytes()).is_ok();
+            let explained =
+                crate::diagnose::diagnose(std::slice::from_ref(app), &q, body.as_bytes(), None);
+            assert_eq!(
+                served,
+                explained[0].passed(),
+                "{id}: {:?}",
+                explained[0].steps
+            );
+            // Among all apps too: the explainer's best app passes exactly when this one does.
+            let best = crate::diagnose::diagnose(&all, &q, body.as_bytes(), None);
+            assert_eq!(served, best[0].passed(), "{id} (all apps)");
+            checked += 1;
+        }
+        assert!(checked >= 20, "only {checked} vectors");
+        let app = &apps["demo"];
+        let (ts, nonce) = ("1764000000", "42");
+        let signature = signature::sign(&[app.token.expose(), ts, nonce]);
+        let q = PushQuery {
+            signature: Some(signature),
+            timestamp: Some(ts.into()),
+            nonce: Some(nonce.into()),
+            ..PushQuery::default()
+        };
+        let body = "<xml><ToUserName>gh_x</ToUserName><Encrypt>bm90IHJlYWxseQ==</Encrypt><Event>x</Event></xml>";
+        let served = receive(app, &q, body.as_bytes()).map(|m| m.mode);
+        assert_eq!(served, Ok(Mode::Plain));
+        let explained =
+            crate::diagnose::diagnose(std::slice::from_ref(app), &q, body.as_bytes(), None);
+        assert!(explained[0].passed(), "{:?}", explained[0].steps);
         Ok(())
     }
 

@@ -163,7 +163,10 @@ fn with_owner_hint(reason: String, dir: &Path) -> String {
             dir.display(),
             dir.display()
         ),
-        None => format!("{reason}; {} is not writable by this process", dir.display()),
+        None => format!(
+            "{reason}; {} is not writable by this process",
+            dir.display()
+        ),
     }
 }
 

@@ -138,7 +138,10 @@ async fn the_image_honours_the_container_contract() {
 
     let started = Instant::now();
     podman_ok(&["stop", "-t", "10", &first.name]);
-    assert!(started.elapsed() < Duration::from_secs(10), "stopped in time");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped in time"
+    );
     let code = podman_ok(&["inspect", &first.name, "--format", "{{.State.ExitCode}}"]);
     assert_eq!(code, "0", "SIGTERM ends with exit 0");
     drop(first);
@@ -151,7 +154,10 @@ async fn the_image_honours_the_container_contract() {
         "the event survived the restart: {listed}"
     );
     let answer = client(port).push_safe("/wechat", &audit(40)).await;
-    assert_eq!(answer.body, "success", "a read-only root filesystem is fine");
+    assert_eq!(
+        answer.body, "success",
+        "a read-only root filesystem is fine"
+    );
     drop(second);
     let _ = podman(&["volume", "rm", "-f", &volume]);
 }

@@ -302,7 +302,9 @@ fn row_to_quarantined(row: &Row) -> Result<QuarantinedPush, StoreError> {
         app: row.try_get(2).map_err(get)?,
         authorizer_appid: row.try_get(3).map_err(get)?,
         query: serde_json::from_str::<PushQuery>(&query).map_err(|e| {
-            StoreError::Database(format!("reading quarantine: its stored query is unreadable: {e}"))
+            StoreError::Database(format!(
+                "reading quarantine: its stored query is unreadable: {e}"
+            ))
         })?,
         body: row.try_get(5).map_err(get)?,
         reason: row.try_get(6).map_err(get)?,
@@ -684,7 +686,8 @@ impl Store for PostgresStore {
                 .await?;
             for row in &rows {
                 let status: String = row.try_get(0).map_err(read("counts"))?;
-                let count = u64::try_from(row.try_get::<_, i64>(1).map_err(read("counts"))?).unwrap_or(0);
+                let count =
+                    u64::try_from(row.try_get::<_, i64>(1).map_err(read("counts"))?).unwrap_or(0);
                 stats.duplicates +=
                     u64::try_from(row.try_get::<_, i64>(2).map_err(read("counts"))?).unwrap_or(0);
                 match Status::parse(&status) {
