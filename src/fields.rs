@@ -107,19 +107,6 @@ impl Serialize for Fields {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Fields {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
-        let mut fields = Fields::default();
-        if let serde_json::Value::Object(map) = value {
-            for (k, v) in map {
-                fields.push(k, json_text(&v));
-            }
-        }
-        Ok(fields)
-    }
-}
-
 /// Bytes as text: borrowed when valid UTF-8 (checked quickly), else with U+FFFD for the
 /// invalid parts.
 fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {

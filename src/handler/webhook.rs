@@ -60,13 +60,10 @@ pub fn signature(
     mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body.as_bytes());
-    let digest = mac.finalize().into_bytes();
-    let mut out = String::with_capacity(3 + digest.len() * 2);
-    out.push_str("v1=");
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    Ok(out)
+    Ok(format!(
+        "v1={}",
+        crate::signature::to_hex(&mac.finalize().into_bytes())
+    ))
 }
 
 impl Handler for WebhookHandler {

@@ -414,7 +414,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Recorded, StoreError>>;
 
     /// Pending events due at `now` (unix ms), oldest arrival first. A shared store leases
-    /// them to this instance (see [`Store::lease`]) so no other instance takes them.
+    /// them to this instance so no other instance takes them.
     fn due(&self, now: i64, limit: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
 
     /// When the earliest pending event is due, if any.
@@ -478,28 +478,15 @@ pub trait Store: Send + Sync + 'static {
     /// update can still fit in pages the store already has when a push no longer does.
     fn check_writable(&self, grow_bytes: usize) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// How long events returned by [`Store::due`] stay leased to this instance; `None` for
-    /// a store only one instance uses.
-    fn lease(&self) -> Option<std::time::Duration> {
-        None
-    }
-
-    /// Gives back leased events this instance did not attempt, so they are due at once.
-    fn release(&self, ids: Vec<String>) -> BoxFuture<'_, Result<(), StoreError>> {
-        let _ = ids;
-        Box::pin(async { Ok(()) })
-    }
+    /// Gives back events handed to this instance that it did not attempt, so they are due
+    /// at once.
+    fn release(&self, ids: Vec<String>) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// When this instance's dispatcher starts: events an earlier run of it held (and did
     /// not give back) become due now; returns how many.
-    fn take_over(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
-        Box::pin(async { Ok(0) })
-    }
+    fn take_over(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
 
-    /// On shutdown: gives back every event leased to this instance except `keep` (an
+    /// On shutdown: gives back every event handed to this instance except `keep` (an
     /// attempt abandoned mid-way, left to its lease); returns how many.
-    fn release_all(&self, keep: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
-        let _ = keep;
-        Box::pin(async { Ok(0) })
-    }
+    fn release_all(&self, keep: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>>;
 }

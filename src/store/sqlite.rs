@@ -324,11 +324,6 @@ impl SqliteStore {
         )
     }
 
-    /// The database file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Queues a write for the next group commit; resolves once it is durable.
     fn write<T: Send + 'static>(
         &self,
