@@ -8,6 +8,7 @@ mod edge;
 mod helpers;
 mod image;
 mod inbox_cli;
+mod inbox_upgrade;
 mod integrations;
 mod operator;
 mod postgres;
