@@ -16,14 +16,14 @@
 //! |---|---|
 //! | [`config`] | embedded defaults, file and env layering, validation |
 //! | [`app`], [`secret`] | one receiver identity; secrets that never print |
-//! | [`server`] | routes, error → HTTP mapping, serve and shutdown |
-//! | [`push`] | mode detection, signature checks, decryption |
+//! | [`server`] | the HTTP edge: app and authorizer from the path, the URL-check and push routes, error → HTTP mapping, health and metrics, the accept loop with its connection limits, serve and shutdown |
+//! | [`push`] | the mode decision, signature checks, decryption, the request key for replay detection |
 //! | [`signature`] | `sha1(sort(parts))` and constant-time compare |
 //! | [`cipher`] | AES-256-CBC, PKCS#7/32, the frame, the key type |
 //! | [`fields`] | lenient XML/JSON reading into text fields |
 //! | [`event`] | typed events: common fields, category audit, generic |
-//! | [`store`] | the durable inbox: trait; SQLite (one instance) and PostgreSQL (replicas, leases), both with group commit |
-//! | [`dispatch`] | delivery with timeout, backoff and dead events; pruning |
+//! | [`store`] | the durable inbox: trait; SQLite (one instance, numbered migrations) and PostgreSQL (replicas, leases, migrations), both with group commit and replay detection |
+//! | [`dispatch`] | delivery with timeout, backoff and dead events; outcomes kept while the store refuses them; pruning |
 //! | [`quarantine`] | re-processing quarantined pushes |
 //! | [`clock`] | unix time and RFC 3339 |
 //! | [`observe`] | metric names and the Prometheus recorder |
@@ -35,29 +35,8 @@
 //! | [`escape`] | untrusted text made safe for logs and terminals |
 //!
 //! # A server with your own handler
-//! ```no_run
-//! use wxpush::{BoxError, BoxHandler, Config, Event, Handler};
-//!
-//! struct MyHandler;
-//!
-//! impl Handler for MyHandler {
-//!     async fn handle(&self, event: &Event) -> Result<(), BoxError> {
-//!         if let Some(audit) = event.category_audit() {
-//!             println!("category {:?}/{:?}: {}", audit.first, audit.second, audit.result.as_str());
-//!         }
-//!         Ok(())
-//!     }
-//! }
-//!
-//! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = Config::load(None)?;
-//! let store = wxpush::store::open(&config).await?;
-//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
-//! let shutdown = async { let _ = tokio::signal::ctrl_c().await; };
-//! wxpush::server::run(&config, store, BoxHandler::new(MyHandler), listener, shutdown).await?;
-//! # Ok(())
-//! # }
-//! ```
+//! The README's "Writing a handler" is the example: it is compiled with the doctests, and
+//! `examples/custom_handler.rs` is a complete program.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod app;
@@ -86,3 +65,8 @@ pub use config::{Config, ConfigError};
 pub use event::{AuditResult, CategoryAudit, Event, EventKind, Scalar};
 pub use handler::{BoxError, BoxHandler, CommandHandler, Handler, LogHandler, WebhookHandler};
 pub use secret::Secret;
+
+/// The README's code, compiled with the doctests so that its handler example cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

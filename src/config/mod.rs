@@ -816,6 +816,70 @@ mod tests {
         Ok(())
     }
 
+    /// `config/default.toml`, the environment overrides and docs/configuration.md name the
+    /// same keys: a key added to one and forgotten in another fails here.
+    #[test]
+    fn defaults_env_overrides_and_documented_keys_agree() -> Result<(), ConfigError> {
+        fn leaves(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+            for (key, value) in table {
+                match value {
+                    toml::Value::Table(inner) => leaves(inner, &format!("{prefix}{key}."), out),
+                    _ => out.push(format!("{prefix}{key}")),
+                }
+            }
+        }
+        let mut defaults = Vec::new();
+        leaves(&parse_toml(DEFAULT_TOML, "defaults")?, "", &mut defaults);
+        let doc = include_str!("../../docs/configuration.md");
+        let documented: Vec<(String, String)> = doc
+            .lines()
+            .filter_map(|l| {
+                let mut cells = l.split('|').map(str::trim).skip(1);
+                let key = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+                let env = cells.next()?.trim_matches('`');
+                Some((key.to_owned(), env.to_owned()))
+            })
+            .collect();
+        for key in &defaults {
+            let path: Vec<&str> = key.split('.').collect();
+            let var = ENV_OVERRIDES
+                .iter()
+                .find(|(_, p, _)| *p == path.as_slice())
+                .map(|(var, _, _)| *var);
+            let Some(var) = var else {
+                panic!("{key} has no environment override");
+            };
+            let row = documented.iter().find(|(k, _)| k == key);
+            assert_eq!(
+                row.map(|(_, env)| env.as_str()),
+                Some(var),
+                "docs/configuration.md documents {key} with {var}"
+            );
+            let comment_names_var = DEFAULT_TOML.contains(&format!("env {var}"))
+                || DEFAULT_TOML.contains(&format!("{var},"))
+                || DEFAULT_TOML.contains(&format!("{var})"));
+            assert!(
+                comment_names_var,
+                "config/default.toml's comment names {var}"
+            );
+        }
+        for (_, path, _) in ENV_OVERRIDES {
+            let key = path.join(".");
+            assert!(
+                defaults.contains(&key),
+                "{key} is overridden but has no default"
+            );
+        }
+        for (key, _) in &documented {
+            let known = defaults.contains(key) || key == "[[apps]]" || key == "key";
+            assert!(
+                known,
+                "docs/configuration.md documents an unknown key {key}"
+            );
+        }
+        Ok(())
+    }
+
     #[test]
     fn env_overrides_apply() -> Result<(), ConfigError> {
         let cfg = Config::load_with(

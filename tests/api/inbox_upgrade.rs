@@ -87,7 +87,8 @@ fn an_inbox_from_a_newer_release_is_refused() {
     drop(conn);
     let err = SqliteStore::open(dir.path()).err().map(|e| e.to_string());
     assert!(
-        err.as_deref().is_some_and(|e| e.contains("version 99") && e.contains("newer wxpush")),
+        err.as_deref()
+            .is_some_and(|e| e.contains("version 99") && e.contains("newer wxpush")),
         "{err:?}"
     );
 }
