@@ -72,13 +72,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.log_format,
         &format!("{},custom_handler=info", wxpush::telemetry::DEFAULT_FILTER),
     );
-    let store = wxpush::store::open(&config).await?;
+    let store = wxpush::service::open_store(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     tracing::info!("listening on {}", listener.local_addr()?);
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    wxpush::server::run(
+    wxpush::service::run(
         &config,
         store,
         BoxHandler::new(CategoryBoard::default()),

@@ -17,7 +17,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use crate::clock;
-use crate::handler::{BoxFuture, BoxHandler};
+use futures_util::future::BoxFuture;
+
+use crate::handler::BoxHandler;
 use crate::observe;
 use crate::store::{Record, Store, StoreError};
 

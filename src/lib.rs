@@ -55,6 +55,7 @@ pub mod push;
 pub mod quarantine;
 pub mod secret;
 pub mod server;
+pub mod service;
 pub mod signature;
 pub mod simulate;
 pub mod store;

@@ -134,7 +134,7 @@ fn serve(config: &Config) -> anyhow::Result<()> {
                 demo.join(", ")
             );
         }
-        let store = wxpush::store::open(config).await?; // the error names the store and the cause
+        let store = wxpush::service::open_store(config).await?; // the error names the store and the cause
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -143,7 +143,7 @@ fn serve(config: &Config) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("setting up the {} handler: {e}", config.handler.name()))?;
         let apps: Vec<&str> = config.apps().map(|a| a.name.as_str()).collect();
         tracing::info!(apps = ?apps, handler = config.handler.name(), store = %config.store_description(), "listening on {addr}");
-        wxpush::server::run(config, store, handler, listener, shutdown_signal())
+        wxpush::service::run(config, store, handler, listener, shutdown_signal())
             .await
             .context("serving")?;
         tracing::info!("stopped");

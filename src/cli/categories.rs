@@ -98,7 +98,7 @@ pub(crate) fn add_category(config: &Config, args: AddCategoryArgs) -> anyhow::Re
         .build()?;
     runtime.block_on(async {
         // The inbox first: a submission the platform accepted must have somewhere to go.
-        let store = wxpush::store::open_existing(config).await?; // the error names the store and the cause
+        let store = wxpush::service::open_existing_store(config).await?; // the error names the store and the cause
         let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?;
         category_api::add_category(&client, &args.api_base, &token, &request, 4, Duration::from_millis(500))
             .await
@@ -137,7 +137,7 @@ pub(crate) fn list(config: &Config, json: bool) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let rows = runtime.block_on(async {
-        let store = wxpush::store::open_existing(config).await?; // the error names the store and the cause
+        let store = wxpush::service::open_existing_store(config).await?; // the error names the store and the cause
         anyhow::Ok(store.submissions().await?)
     })?;
     if json {

@@ -56,7 +56,7 @@ pub(crate) fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()>
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let store = wxpush::store::open_existing(config).await?; // the error names the store and the cause
+        let store = wxpush::service::open_existing_store(config).await?; // the error names the store and the cause
         match command {
             EventsCommand::List {
                 status,

@@ -16,7 +16,8 @@ mod store;
 #[cfg(test)]
 use layers::{ENV_OVERRIDES, ValueKind};
 use layers::{apply_env, merge, parse_toml};
-pub use store::{PostgresConfig, StoreKind};
+pub use crate::handler::{CommandConfig, HandlerKind, WebhookConfig};
+pub use crate::store::{PostgresConfig, StoreKind};
 
 use crate::app::App;
 use crate::cipher::AesKey;
@@ -77,50 +78,6 @@ pub struct HttpLimits {
     pub idle_timeout: Duration,
     /// Most connections open at once; further clients wait in the listen queue.
     pub max_connections: usize,
-}
-
-/// The built-in handlers the binary can run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HandlerKind {
-    /// One log line per event.
-    Log,
-    /// POST each event as JSON to a URL.
-    Webhook(WebhookConfig),
-    /// Run a program per event, the event JSON on its stdin.
-    Command(CommandConfig),
-}
-
-impl HandlerKind {
-    /// The name used in configuration.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Log => "log",
-            Self::Webhook(_) => "webhook",
-            Self::Command(_) => "command",
-        }
-    }
-}
-
-/// Settings of the `webhook` handler.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookConfig {
-    /// Where events are POSTed (`http://` or `https://`).
-    pub url: String,
-    /// Key of the `Wxpush-Signature` HMAC; no signature header without it.
-    pub secret: Option<Secret<String>>,
-    /// Longest a request may take.
-    pub timeout: Duration,
-}
-
-/// Settings of the `command` handler.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandConfig {
-    /// The program and its arguments (with `shell`, one shell command line).
-    pub program: Vec<String>,
-    /// Run through `sh -c`.
-    pub shell: bool,
-    /// Longest a run may take; the process is killed after it.
-    pub timeout: Duration,
 }
 
 /// Log output format.

@@ -5,46 +5,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{ConfigError, positive, secs};
+use crate::store::{PostgresConfig, StoreKind};
 use crate::secret::Secret;
-
-/// Which inbox the server and the CLI use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreKind {
-    /// The embedded SQLite file in `data_dir` (the default; one instance).
-    Sqlite,
-    /// A PostgreSQL database shared by any number of replicas.
-    Postgres(PostgresConfig),
-}
-
-impl StoreKind {
-    /// The name used in configuration.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::Postgres(_) => "postgres",
-        }
-    }
-}
-
-/// Settings of the PostgreSQL store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostgresConfig {
-    /// The connection URL (`postgres://user:password@host:port/db`) or key=value string;
-    /// it may hold a password, so it is kept as a secret.
-    pub url: Secret<String>,
-    /// Where the connection goes, without the password, for logs and errors.
-    pub target: String,
-    /// The schema holding wxpush's tables (created if missing).
-    pub schema: String,
-    /// Most connections one instance opens.
-    pub pool_size: usize,
-    /// How long an instance owns the events it took for delivery; after it, another
-    /// instance may deliver them (the owner is assumed dead).
-    pub lease: Duration,
-    /// PEM file of the CA that signed the server's certificate, trusted beside the public
-    /// roots when the URL asks for TLS (`sslmode=require`).
-    pub ca_file: Option<std::path::PathBuf>,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,8 +10,18 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 
 use super::{BoxError, Handler};
-use crate::config::CommandConfig;
 use crate::event::Event;
+
+/// Settings of the `command` handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandConfig {
+    /// The program and its arguments (with `shell`, one shell command line).
+    pub program: Vec<String>,
+    /// Run through `sh -c`.
+    pub shell: bool,
+    /// Longest a run may take; the process is killed after it.
+    pub timeout: Duration,
+}
 
 /// Environment variables of the server that hold secrets; never passed to the program.
 const SECRET_VARS: &[&str] = &[

@@ -6,22 +6,18 @@ mod command;
 mod log;
 pub mod webhook;
 
-pub use command::CommandHandler;
+pub use command::{CommandConfig, CommandHandler};
 pub use log::LogHandler;
-pub use webhook::WebhookHandler;
+pub use webhook::{WebhookConfig, WebhookHandler};
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::config::HandlerKind;
+pub use futures_util::future::BoxFuture;
+
 use crate::event::Event;
 
 /// The error a handler returns: anything, so handler code can use `?` freely.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A boxed future, as the erased handler returns it.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Receives every accepted event, outside the request path.
 ///
@@ -79,6 +75,28 @@ impl BoxHandler {
 impl std::fmt::Debug for BoxHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("BoxHandler")
+    }
+}
+
+/// The built-in handlers the binary can run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerKind {
+    /// One log line per event.
+    Log,
+    /// POST each event as JSON to a URL.
+    Webhook(WebhookConfig),
+    /// Run a program per event, the event JSON on its stdin.
+    Command(CommandConfig),
+}
+
+impl HandlerKind {
+    /// The name used in configuration.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Log => "log",
+            Self::Webhook(_) => "webhook",
+            Self::Command(_) => "command",
+        }
     }
 }
 

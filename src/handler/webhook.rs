@@ -2,14 +2,26 @@
 //! secret is set. A 2xx answer means delivered; anything else, or a timeout, is an error the
 //! dispatcher retries.
 
+use std::time::Duration;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::{BoxError, Handler};
 use crate::clock;
-use crate::config::WebhookConfig;
 use crate::event::Event;
 use crate::secret::Secret;
+
+/// Settings of the `webhook` handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// Where events are POSTed (`http://` or `https://`).
+    pub url: String,
+    /// Key of the `Wxpush-Signature` HMAC; no signature header without it.
+    pub secret: Option<Secret<String>>,
+    /// Longest a request may take.
+    pub timeout: Duration,
+}
 
 /// Header carrying the event id (the idempotency key).
 pub const EVENT_ID_HEADER: &str = "Wxpush-Event-Id";

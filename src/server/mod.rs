@@ -16,9 +16,8 @@ mod routes;
 mod target;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -29,7 +28,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -40,8 +38,7 @@ use health::Readiness;
 
 use crate::app::App;
 use crate::config::{Config, HttpLimits};
-use crate::dispatch::{self, Dispatcher, Wake};
-use crate::handler::BoxHandler;
+use crate::dispatch::Wake;
 use crate::observe;
 use crate::store::Store;
 
@@ -221,15 +218,6 @@ async fn observe_request(req: Request, next: Next) -> Response {
     response
 }
 
-/// Clears the flag it holds when dropped.
-struct AliveGuard(Arc<AtomicBool>);
-
-impl Drop for AliveGuard {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
-
 /// The sockets a server answers on: `public` for the platform, `admin` for the operations
 /// endpoints (when `None` and the configuration sets `admin_listen`, [`run`] binds it).
 #[derive(Debug)]
@@ -261,74 +249,4 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     connections::serve(listener, router, limits, shutdown).await
-}
-
-/// Runs the whole service for `config` on `listeners`, storing into `store` and delivering
-/// to `handler`: starts the dispatcher and the pruner, serves until `shutdown`, finishes the
-/// requests in flight, then stops the dispatcher (an attempt in flight gets a short grace).
-///
-/// # Errors
-/// I/O errors from the listeners, or binding `admin_listen`.
-pub async fn run(
-    config: &Config,
-    store: Arc<dyn Store>,
-    handler: BoxHandler,
-    listeners: impl Into<Listeners>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let Listeners { public, admin } = listeners.into();
-    let admin = match (admin, config.admin_listen) {
-        (Some(admin), _) => Some(admin),
-        (None, Some(addr)) => Some(bind_admin(addr).await?),
-        (None, None) => None,
-    };
-    let wake = Wake::default();
-    let alive = Arc::new(AtomicBool::new(true));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let dispatcher = Dispatcher::new(Arc::clone(&store), handler, config.delivery, wake.clone());
-    let dispatcher_alive = Arc::clone(&alive);
-    let dispatcher = tokio::spawn(async move {
-        // Cleared however the dispatcher ends, a panic included: readiness reports it.
-        let _alive = AliveGuard(dispatcher_alive);
-        dispatcher.run(stop_rx).await;
-    });
-    let pruner = tokio::spawn(dispatch::prune_periodically(
-        Arc::clone(&store),
-        config.retention,
-        stop_tx.subscribe(),
-    ));
-    let state = AppState::new(config, store, wake, alive);
-    let admin_task = admin.map(|listener| {
-        let router = admin_router(state.clone());
-        let mut stop = stop_tx.subscribe();
-        let limits = config.http;
-        tokio::spawn(async move {
-            let stopped = async move {
-                let _ = stop.changed().await;
-            };
-            serve(listener, router, limits, stopped).await
-        })
-    });
-    let separate = admin_task.is_some();
-    let router = router(state, config.body_limit_bytes, separate);
-    let result = serve(public, router, config.http, shutdown).await;
-    let _ = stop_tx.send(true);
-    if let Some(task) = admin_task
-        && !matches!(task.await, Ok(Ok(())))
-    {
-        tracing::error!("the operations endpoints stopped abnormally");
-    }
-    if dispatcher.await.is_err() || pruner.await.is_err() {
-        tracing::error!("a background task stopped abnormally");
-    }
-    result
-}
-
-async fn bind_admin(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("binding admin_listen {addr}: {e}")))?;
-    let bound = listener.local_addr()?;
-    tracing::info!("operations endpoints (/healthz, /readyz, /metrics) on {bound}");
-    Ok(listener)
 }

@@ -11,39 +11,30 @@ pub mod sqlite;
 use serde::Serialize;
 
 use crate::clock;
-use crate::config::StoreKind;
 use crate::event::Event;
-use crate::handler::BoxFuture;
+use futures_util::future::BoxFuture;
 use crate::push::PushQuery;
 
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::SqliteStore;
 
-/// Opens the store the configuration names: the embedded SQLite inbox in `data_dir`, or
-/// the PostgreSQL database (connecting and migrating its schema).
-///
-/// # Errors
-/// [`StoreError::Open`] when the data dir or database cannot be created, reached or written.
-pub async fn open(config: &crate::Config) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    Ok(match &config.store {
-        StoreKind::Sqlite => std::sync::Arc::new(SqliteStore::open(&config.data_dir)?),
-        StoreKind::Postgres(pg) => std::sync::Arc::new(PostgresStore::open(pg).await?),
-    })
+/// Which inbox the server and the CLI use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded SQLite file in `data_dir` (the default; one instance).
+    Sqlite,
+    /// A PostgreSQL database shared by any number of replicas.
+    Postgres(PostgresConfig),
 }
 
-/// Opens the store the configuration names only if it already holds an inbox: what every
-/// command but `serve` uses, so a command run from the wrong directory says where it looked
-/// instead of creating an empty inbox.
-///
-/// # Errors
-/// [`StoreError::Open`] naming where it looked when there is no inbox; otherwise as [`open`].
-pub async fn open_existing(
-    config: &crate::Config,
-) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    Ok(match &config.store {
-        StoreKind::Sqlite => std::sync::Arc::new(SqliteStore::open_existing(&config.data_dir)?),
-        StoreKind::Postgres(pg) => std::sync::Arc::new(PostgresStore::open_existing(pg).await?),
-    })
+impl StoreKind {
+    /// The name used in configuration.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
 }
 
 /// Where an event is in its life.

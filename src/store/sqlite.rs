@@ -24,7 +24,7 @@ use super::{
 };
 use crate::clock;
 use crate::event::Event;
-use crate::handler::BoxFuture;
+use futures_util::future::BoxFuture;
 use crate::push::PushQuery;
 
 /// The database file's name inside the data dir.

@@ -143,7 +143,7 @@ impl TestApp {
         }
         let toml = format!("data_dir = \"{}\"\n{toml}", dir.path().display());
         let config = Config::from_toml(&toml).expect("test config is valid");
-        let store = wxpush::store::open(&config).await.expect("store opens");
+        let store = wxpush::service::open_store(&config).await.expect("store opens");
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .expect("bind loopback");
@@ -162,7 +162,7 @@ impl TestApp {
         let run_config = config.clone();
         let run_store = Arc::clone(&store);
         let task = tokio::spawn(async move {
-            wxpush::server::run(&run_config, run_store, handler, listener, async {
+            wxpush::service::run(&run_config, run_store, handler, listener, async {
                 let _ = shutdown_rx.await;
             })
             .await

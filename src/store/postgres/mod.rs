@@ -31,15 +31,35 @@ use super::{
     StoredEvent, Submission,
 };
 use crate::clock;
-use crate::config::PostgresConfig;
+use crate::secret::Secret;
 use crate::event::Event;
-use crate::handler::BoxFuture;
+use futures_util::future::BoxFuture;
 use crate::push::PushQuery;
 use crate::store::held::Held;
 use crate::store::scalar_text;
 
 /// Longest a statement may run before the server cancels it.
 const STATEMENT_TIMEOUT_MS: u32 = 30_000;
+
+/// Settings of the PostgreSQL store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// The connection URL (`postgres://user:password@host:port/db`) or key=value string;
+    /// it may hold a password, so it is kept as a secret.
+    pub url: Secret<String>,
+    /// Where the connection goes, without the password, for logs and errors.
+    pub target: String,
+    /// The schema holding wxpush's tables (created if missing).
+    pub schema: String,
+    /// Most connections one instance opens.
+    pub pool_size: usize,
+    /// How long an instance owns the events it took for delivery; after it, another
+    /// instance may deliver them (the owner is assumed dead).
+    pub lease: Duration,
+    /// PEM file of the CA that signed the server's certificate, trusted beside the public
+    /// roots when the URL asks for TLS (`sslmode=require`).
+    pub ca_file: Option<std::path::PathBuf>,
+}
 
 /// Longest a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
