@@ -4,9 +4,9 @@
 
 use std::hint::black_box;
 
-use wxpush::cipher::{self, AesKey};
+use wxpush::push::cipher::{self, AesKey};
 use wxpush::push::{self, Mode, PushQuery};
-use wxpush::simulate::{self, SEED_SAMPLE};
+use wxpush::tools::simulate::{self, SEED_SAMPLE};
 use wxpush::{App, Event, Secret};
 
 /// The allocator the `wxpush` binary runs with, so that allocation costs match it.
@@ -53,7 +53,7 @@ fn push() -> (PushQuery, String) {
 #[divan::bench]
 fn signature_verify(bencher: divan::Bencher) {
     let (query, body) = push();
-    let encrypt = wxpush::fields::Fields::parse_detected(&body)
+    let encrypt = wxpush::event::fields::Fields::parse_detected(&body)
         .0
         .get("Encrypt")
         .unwrap_or_default()
@@ -65,7 +65,7 @@ fn signature_verify(bencher: divan::Bencher) {
         encrypt.as_str(),
     ];
     let given = query.msg_signature.clone().unwrap_or_default();
-    bencher.bench_local(|| wxpush::signature::verify(black_box(&given), black_box(&parts)));
+    bencher.bench_local(|| wxpush::push::signature::verify(black_box(&given), black_box(&parts)));
 }
 
 #[divan::bench]
@@ -105,7 +105,7 @@ fn dedup_key(bencher: divan::Bencher) {
 #[divan::bench]
 fn envelope_and_fields(bencher: divan::Bencher) {
     let (_, body) = push();
-    bencher.bench_local(|| wxpush::fields::Fields::parse_detected(black_box(&body)));
+    bencher.bench_local(|| wxpush::event::fields::Fields::parse_detected(black_box(&body)));
 }
 
 /// Everything the request path computes for one push except HTTP and the store:

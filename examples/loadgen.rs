@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use wxpush::push::Mode;
 
 mod support;
-use wxpush::simulate;
+use wxpush::tools::simulate;
 
 struct Options {
     seconds: u64,

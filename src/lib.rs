@@ -39,29 +39,25 @@
 //! `examples/custom_handler.rs` is a complete program.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-pub mod app;
-pub mod category_api;
-pub mod cipher;
 pub mod clock;
 pub mod config;
-pub mod diagnose;
 pub mod dispatch;
 pub mod escape;
 pub mod event;
-pub mod fields;
 pub mod handler;
+mod hex;
 pub mod observe;
+pub mod platform;
 pub mod push;
 pub mod quarantine;
 pub mod secret;
 pub mod server;
 pub mod service;
-pub mod signature;
-pub mod simulate;
 pub mod store;
 pub mod telemetry;
+pub mod tools;
 
-pub use app::App;
+pub use push::app::App;
 pub use config::{Config, ConfigError};
 pub use event::{AuditResult, CategoryAudit, Event, EventKind, Scalar};
 pub use handler::{BoxError, BoxHandler, CommandHandler, Handler, LogHandler, WebhookHandler};

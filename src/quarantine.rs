@@ -6,7 +6,7 @@
 //! path's steps again; those that now decrypt become ordinary pending events (deduplicated
 //! like any push) and leave the quarantine.
 
-use crate::app::App;
+use crate::push::app::App;
 use crate::event::Event;
 use crate::push;
 use crate::store::{Recorded, Store, StoreError};

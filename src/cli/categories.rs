@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use wxpush::category_api::{self, AddCategoryRequest, Category, Certificate};
+use wxpush::platform::category::{self, AddCategoryRequest, Category, Certificate};
 use wxpush::escape::Printable;
 use wxpush::store::Submission;
 use wxpush::{Config, Secret, clock};
@@ -30,7 +30,7 @@ pub(crate) struct AddCategoryArgs {
     #[arg(long, env = "WXPUSH_ACCESS_TOKEN", hide_env_values = true)]
     access_token: String,
     /// The API host.
-    #[arg(long, env = "WXPUSH_API_BASE", default_value = category_api::DEFAULT_API_BASE)]
+    #[arg(long, env = "WXPUSH_API_BASE", default_value = category::DEFAULT_API_BASE)]
     api_base: String,
     /// The configured app the result will arrive for (default: the default app).
     #[arg(long)]
@@ -100,7 +100,7 @@ pub(crate) fn add_category(config: &Config, args: AddCategoryArgs) -> anyhow::Re
         // The inbox first: a submission the platform accepted must have somewhere to go.
         let store = wxpush::service::open_existing_store(config).await?; // the error names the store and the cause
         let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?;
-        category_api::add_category(&client, &args.api_base, &token, &request, 4, Duration::from_millis(500))
+        category::add_category(&client, &args.api_base, &token, &request, 4, Duration::from_millis(500))
             .await
             .map_err(|e| anyhow::anyhow!("addcategory failed: {e}"))?;
         for category in &request.categories {

@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use wxpush::escape::Printable;
-use wxpush::fields::Format;
+use wxpush::event::fields::Format;
 use wxpush::push::{Mode, PushQuery};
-use wxpush::simulate::{self, AuditSpec};
+use wxpush::tools::simulate::{self, AuditSpec};
 use wxpush::{App, Config};
 
 /// `wxpush simulate` options.
@@ -212,7 +212,7 @@ pub(crate) fn verify_url(config: &Config, url: &str, app: Option<&str>) -> anyho
     let timestamp = (wxpush::clock::now_ms() / 1000).to_string();
     let nonce = rand::random::<u32>().to_string();
     let echostr = format!("{}", rand::random::<u64>());
-    let signature = wxpush::signature::sign(&[app.token.expose(), &timestamp, &nonce]);
+    let signature = wxpush::push::signature::sign(&[app.token.expose(), &timestamp, &nonce]);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -342,7 +342,7 @@ pub(crate) fn decrypt(config: &Config, args: DecryptArgs) -> anyhow::Result<()> 
         .and_then(|p| p.rsplit('/').next())
         .filter(|a| !a.is_empty() && *a != "wechat");
     let apps: Vec<App> = config.apps().cloned().collect();
-    let diagnoses = wxpush::diagnose::diagnose(&apps, &query, &body, authorizer);
+    let diagnoses = wxpush::tools::diagnose::diagnose(&apps, &query, &body, authorizer);
     let best_signed = diagnoses
         .first()
         .is_some_and(|d| d.steps.iter().any(|s| s.name == "signature" && s.ok));

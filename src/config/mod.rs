@@ -19,8 +19,8 @@ use layers::{apply_env, merge, parse_toml};
 pub use crate::handler::{CommandConfig, HandlerKind, WebhookConfig};
 pub use crate::store::{PostgresConfig, StoreKind};
 
-use crate::app::App;
-use crate::cipher::AesKey;
+use crate::push::app::App;
+use crate::push::cipher::AesKey;
 use crate::dispatch::DeliveryPolicy;
 use crate::secret::Secret;
 
@@ -631,7 +631,7 @@ fn validate_app(raw: RawApp, key: &str) -> Result<App, ConfigError> {
     let aes_key = AesKey::parse(&raw.encoding_aes_key)
         .map_err(|e| ConfigError::new(format!("{key}.encoding_aes_key"), e.to_string()))?;
     let appid = raw.appid.trim().to_owned();
-    if !crate::app::is_appid(&appid) {
+    if !crate::push::app::is_appid(&appid) {
         return Err(ConfigError::new(
             format!("{key}.appid"),
             format!(

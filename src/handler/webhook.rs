@@ -74,7 +74,7 @@ pub fn signature(
     mac.update(body.as_bytes());
     Ok(format!(
         "v1={}",
-        crate::signature::to_hex(&mac.finalize().into_bytes())
+        crate::hex::encode(&mac.finalize().into_bytes())
     ))
 }
 

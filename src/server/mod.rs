@@ -36,7 +36,7 @@ pub use error::ApiError;
 use error::Failure;
 use health::Readiness;
 
-use crate::app::App;
+use crate::push::app::App;
 use crate::config::{Config, HttpLimits};
 use crate::dispatch::Wake;
 use crate::observe;

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::target::Target;
 use super::{AppState, error::ApiError};
-use crate::app::App;
+use crate::push::app::App;
 use crate::clock;
 use crate::event::Event;
 use crate::observe;

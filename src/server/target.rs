@@ -17,7 +17,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::{AppState, error::ApiError};
-use crate::app::{self, App};
+use crate::push::app::{self, App};
 use crate::escape::printable;
 
 /// The app and authorizer a request is for.

@@ -317,7 +317,7 @@ pub fn assert_subset(expected: &Value, actual: &Value, at: &str) {
 /// A safe-mode push of `message` as the platform would make it for `app` now (envelope in
 /// the message's format): the query string and the body.
 pub fn signed_safe_push(app: &wxpush::App, message: &str) -> (String, String) {
-    let push = wxpush::simulate::build(app, message, wxpush::push::Mode::Safe);
+    let push = wxpush::tools::simulate::build(app, message, wxpush::push::Mode::Safe);
     (push.query_string(), push.body)
 }
 

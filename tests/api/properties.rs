@@ -2,8 +2,8 @@
 
 use proptest::prelude::*;
 use wxpush::Event;
-use wxpush::cipher::{self, AesKey};
-use wxpush::fields::{Fields, Format};
+use wxpush::push::cipher::{self, AesKey};
+use wxpush::event::fields::{Fields, Format};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]

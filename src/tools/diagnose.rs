@@ -1,12 +1,12 @@
 //! Step-by-step diagnosis of a captured push: which app, which signature, base64, AES,
 //! padding, length field, app id, then the parsed event. Used by `wxpush decrypt`; it runs
-//! the same checks as the request path ([`crate::signature`], [`crate::cipher`],
+//! the same checks as the request path ([`crate::push::signature`], [`crate::push::cipher`],
 //! [`crate::event`]) but keeps going to say what it found at each step.
 
-use crate::app::App;
-use crate::cipher::{self, CipherError};
+use crate::push::app::App;
+use crate::push::cipher::{self, CipherError};
 use crate::event::Event;
-use crate::fields::{Fields, Format};
+use crate::event::fields::{Fields, Format};
 use crate::push::{self, Mode, PushQuery};
 
 /// One check and its outcome.

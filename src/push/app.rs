@@ -1,7 +1,7 @@
 //! An app: one receiver identity (token, EncodingAESKey, app id) that pushes are checked
 //! against.
 
-use crate::cipher::AesKey;
+use crate::push::cipher::AesKey;
 use crate::secret::Secret;
 
 /// One configured receiver identity.

@@ -5,12 +5,15 @@
 //! diagnostics reuse the same steps. Parsing the message into an [`Event`](crate::Event) is the
 //! next stage and never fails.
 
+pub mod app;
+pub mod cipher;
+pub mod signature;
+
 use std::collections::HashMap;
 
-use crate::app::App;
-use crate::cipher::{self, CipherError};
-use crate::fields::{Fields, Format};
-use crate::signature;
+use self::app::App;
+use self::cipher::CipherError;
+use crate::event::fields::{Fields, Format};
 
 /// The query parameters the platform sends with a URL check or a push.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -93,7 +96,7 @@ pub fn request_key(signature: &str, timestamp: &str, nonce: &str) -> String {
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
-    crate::signature::to_hex(&hasher.finalize()[..16])
+    crate::hex::encode(&hasher.finalize()[..16])
 }
 
 /// Why a push was refused. The first three are the sender's fault; [`PushError::Undecryptable`]
@@ -303,11 +306,11 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::cipher::AesKey;
+    use crate::push::cipher::AesKey;
     use crate::event::Event;
     use crate::secret::Secret;
 
-    const VECTORS: &str = include_str!("../tests/fixtures/vectors.json");
+    const VECTORS: &str = include_str!("../../tests/fixtures/vectors.json");
 
     fn apps(doc: &Value) -> HashMap<String, App> {
         doc["apps"]
@@ -421,7 +424,7 @@ mod tests {
             let (q, body) = (query(v), v["request"]["body"].as_str().unwrap_or_default());
             let served = receive(app, &q, body.as_bytes()).is_ok();
             let explained =
-                crate::diagnose::diagnose(std::slice::from_ref(app), &q, body.as_bytes(), None);
+                crate::tools::diagnose::diagnose(std::slice::from_ref(app), &q, body.as_bytes(), None);
             assert_eq!(
                 served,
                 explained[0].passed(),
@@ -429,7 +432,7 @@ mod tests {
                 explained[0].steps
             );
             // Among all apps too: the explainer's best app passes exactly when this one does.
-            let best = crate::diagnose::diagnose(&all, &q, body.as_bytes(), None);
+            let best = crate::tools::diagnose::diagnose(&all, &q, body.as_bytes(), None);
             assert_eq!(served, best[0].passed(), "{id} (all apps)");
             checked += 1;
         }
@@ -447,7 +450,7 @@ mod tests {
         let served = receive(app, &q, body.as_bytes()).map(|m| m.mode);
         assert_eq!(served, Ok(Mode::Plain));
         let explained =
-            crate::diagnose::diagnose(std::slice::from_ref(app), &q, body.as_bytes(), None);
+            crate::tools::diagnose::diagnose(std::slice::from_ref(app), &q, body.as_bytes(), None);
         assert!(explained[0].passed(), "{:?}", explained[0].steps);
         Ok(())
     }

@@ -487,7 +487,7 @@ mod tests {
     #[test]
     fn the_fast_path_agrees_with_the_lenient_reader() {
         let vectors: serde_json::Value =
-            serde_json::from_str(include_str!("../tests/fixtures/vectors.json"))
+            serde_json::from_str(include_str!("../../tests/fixtures/vectors.json"))
                 .unwrap_or_default();
         let mut texts: Vec<String> = vectors["vectors"]
             .as_array()

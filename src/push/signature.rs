@@ -21,7 +21,7 @@ pub fn sign(parts: &[&str]) -> String {
     for part in &sorted {
         hasher.update(part.as_bytes());
     }
-    to_hex(&hasher.finalize())
+    crate::hex::encode(&hasher.finalize())
 }
 
 /// Checks `given` (a hex signature from the query) against the signature of `parts`.
@@ -41,16 +41,6 @@ pub fn verify(given: &str, parts: &[&str]) -> Result<(), Mismatch> {
     }
 }
 
-/// Lowercase hex of `bytes`.
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {

@@ -5,11 +5,13 @@
 //! own types, and every message keeps all its fields as text and its raw form, so events
 //! wxpush has no type for still reach the handler whole.
 
+pub mod fields;
+
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 
 use crate::clock;
-use crate::fields::{Fields, Format};
+use crate::event::fields::{Fields, Format};
 
 /// `Event` value of a category audit result.
 pub const CATEGORY_AUDIT: &str = "wxa_category_audit";
@@ -300,8 +302,8 @@ fn identity(fields: &Fields, raw: &str, app: &str, authorizer_appid: Option<&str
     }
     let digest = hasher.finalize();
     match created {
-        Some(t) => format!("evt_{t:08x}{}", crate::signature::to_hex(&digest[..8])),
-        None => format!("evt_{}", crate::signature::to_hex(&digest[..12])),
+        Some(t) => format!("evt_{t:08x}{}", crate::hex::encode(&digest[..8])),
+        None => format!("evt_{}", crate::hex::encode(&digest[..12])),
     }
 }
 

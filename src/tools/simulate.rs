@@ -1,13 +1,13 @@
 //! Pushes made exactly as the platform makes them: signed, encrypted with an app's key (or
 //! plain / compat), XML or JSON. Used by `wxpush simulate` and by the tests; the server
-//! checks them with the same [`crate::signature`] and [`crate::cipher`] code.
+//! checks them with the same [`crate::push::signature`] and [`crate::push::cipher`] code.
 
-use crate::app::App;
-use crate::cipher;
+use crate::push::app::App;
+use crate::push::cipher;
 use crate::clock;
-use crate::fields::Format;
+use crate::event::fields::Format;
 use crate::push::Mode;
-use crate::signature;
+use crate::push::signature;
 
 /// The documentation's own category-audit sample, verbatim, mismatched end tags included.
 pub const SEED_SAMPLE: &str = "<xml>\n\t<ToUserName><![CDATA[gh_fxxxxxxxa4b2]]></ToUserName>\n\t<FromUserName><![CDATA[odxxxxM-xxxxxxxx-trm4a7apsU8]]></FromUserName>\n\t<CreateTime>1488800000</CreateTime>\n\t<MsgType><![CDATA[event]]></MsgType>\n\t<Event><![CDATA[wxa_category_audit]]></Event>\n\t<ret>2</ret>\n\t<first>First class id</nickname>\n\t<second>Secondary category id</reason>\n      <reason>Reasons for dismissal</reason>\n</xml>";
@@ -98,7 +98,7 @@ pub fn build(app: &App, message: &str, mode: Mode) -> SimulatedPush {
 }
 
 fn to_user_name(message: &str) -> String {
-    crate::fields::Fields::parse_detected(message)
+    crate::event::fields::Fields::parse_detected(message)
         .0
         .get_any(&["ToUserName", "AppId"])
         .unwrap_or("gh_simulated")
@@ -178,7 +178,7 @@ fn cdata(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::Event;
-    use crate::cipher::AesKey;
+    use crate::push::cipher::AesKey;
     use crate::push::{self, PushQuery};
     use crate::secret::Secret;
 

@@ -1,0 +1,3 @@
+//! The platform's own HTTP APIs, called by wxpush: the category group ([`category`]).
+
+pub mod category;
