@@ -1,0 +1,147 @@
+use std::sync::Arc;
+
+use super::*;
+
+fn audit(n: u32) -> Event {
+    Event::parse(
+        &format!(
+            "<xml><CreateTime>{n}</CreateTime><Event>wxa_category_audit</Event><ret>3</ret><first>1</first><second>{n}</second></xml>"
+        ),
+        "demo",
+        None,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_commits() -> Result<(), StoreError> {
+    let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+    let store = Arc::new(SqliteStore::open(dir.path())?);
+    let tasks: Vec<_> = (0..500)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.record(audit(n), None).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(
+            task.await
+                .map_err(|e| StoreError::Database(e.to_string()))??,
+            Recorded::New
+        );
+    }
+    let (commits, writes) = store.commit_counts();
+    assert_eq!(writes, 500);
+    assert!(
+        commits < 500,
+        "{commits} commits for 500 concurrent writes: no group commit"
+    );
+    assert_eq!(store.stats().await?.pending, 500);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_submission_and_its_audit_in_one_batch_are_matched() -> Result<(), StoreError> {
+    let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+    let store = SqliteStore::open(dir.path())?;
+    let submission = |n: u32| Submission {
+        id: format!("sub_{n}"),
+        app: "demo".into(),
+        authorizer_appid: None,
+        first: "1".into(),
+        second: n.to_string(),
+        status: "pending".into(),
+        reason: String::new(),
+        submitted_at: clock::now_ms(),
+        resolved_at: None,
+        event_id: None,
+    };
+    // All queued before any is awaited, so that the writer, busy with the first, takes
+    // the rest in one transaction: audits find no open submission, then the submission
+    // queued after them must still be matched by its audit.
+    let before: Vec<_> = (100..140).map(|n| store.record(audit(n), None)).collect();
+    let added = store.record_submission(submission(2));
+    let matched = store.record(audit(2), None);
+    let pending = store.record_submission(submission(3));
+    for write in before {
+        assert_eq!(write.await?, Recorded::New);
+    }
+    added.await?;
+    assert_eq!(matched.await?, Recorded::New);
+    pending.await?;
+    let submissions = store.submissions().await?;
+    let status = |id: &str| {
+        submissions
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| (s.status.clone(), s.event_id.clone()))
+    };
+    assert_eq!(
+        status("sub_2"),
+        Some(("passed".into(), Some(audit(2).id))),
+        "{submissions:?}"
+    );
+    assert_eq!(status("sub_3"), Some(("pending".into(), None)));
+    assert_eq!(
+        status(&audit(100).id).map(|s| s.0),
+        Some("unmatched".into())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn duplicates_are_counted_not_stored_and_state_survives_reopening()
+-> Result<(), StoreError> {
+    let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+    {
+        let store = SqliteStore::open(dir.path())?;
+        assert_eq!(store.record(audit(1), None).await?, Recorded::New);
+        assert_eq!(store.record(audit(1), None).await?, Recorded::Duplicate);
+        store.mark_failed(audit(1).id, "boom".into(), None).await?;
+    }
+    let store = SqliteStore::open(dir.path())?;
+    assert_eq!(store.record(audit(1), None).await?, Recorded::Duplicate);
+    let record = store.get(audit(1).id).await?.ok_or(StoreError::Closed)?;
+    assert_eq!(
+        (record.status, record.attempts, record.duplicates),
+        (Status::Dead, 1, 2)
+    );
+    assert_eq!(record.last_error.as_deref(), Some("boom"));
+    assert_eq!(store.replay_dead().await?, 1);
+    assert_eq!(store.due(clock::now_ms(), 10).await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_replayed_event_still_held_for_delivery_is_delivered_once() -> Result<(), StoreError>
+{
+    let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+    let store = SqliteStore::open(dir.path())?;
+    store.record(audit(1), None).await?;
+    assert_eq!(store.replay(vec![audit(1).id]).await?, 1);
+    assert_eq!(
+        store.due(clock::now_ms(), 10).await?.len(),
+        1,
+        "from memory"
+    );
+    assert!(
+        store.due(clock::now_ms(), 10).await?.is_empty(),
+        "not due in the file as well"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn prune_removes_only_old_delivered_events() -> Result<(), StoreError> {
+    let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+    let store = SqliteStore::open(dir.path())?;
+    for n in 1..=3 {
+        store.record(audit(n), None).await?;
+    }
+    store.mark_delivered(audit(1).id).await?;
+    store.mark_failed(audit(2).id, "x".into(), None).await?;
+    assert_eq!(store.prune(clock::now_ms() - 60_000).await?, 0);
+    assert_eq!(store.prune(clock::now_ms() + 1).await?, 1);
+    let stats = store.stats().await?;
+    assert_eq!((stats.delivered, stats.dead, stats.pending), (0, 1, 1));
+    Ok(())
+}
