@@ -57,10 +57,10 @@ pub mod store;
 pub mod telemetry;
 pub mod tools;
 
-pub use push::app::App;
 pub use config::{Config, ConfigError};
 pub use event::{AuditResult, CategoryAudit, Event, EventKind, Scalar};
 pub use handler::{BoxError, BoxHandler, CommandHandler, Handler, LogHandler, WebhookHandler};
+pub use push::app::App;
 pub use secret::Secret;
 
 /// The README's code, compiled with the doctests so that its handler example cannot rot.

@@ -6,9 +6,9 @@
 //! path's steps again; those that now decrypt become ordinary pending events (deduplicated
 //! like any push) and leave the quarantine.
 
-use crate::push::app::App;
 use crate::event::Event;
 use crate::push;
+use crate::push::app::App;
 use crate::store::{Recorded, Store, StoreError};
 
 /// What [`retry_all`] did.

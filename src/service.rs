@@ -34,9 +34,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
 ///
 /// # Errors
 /// [`StoreError::Open`] naming where it looked when there is no inbox; otherwise as [`open_store`].
-pub async fn open_existing_store(
-    config: &Config,
-) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn open_existing_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match &config.store {
         StoreKind::Sqlite => Arc::new(SqliteStore::open_existing(&config.data_dir)?),
         StoreKind::Postgres(pg) => Arc::new(PostgresStore::open_existing(pg).await?),

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use wxpush::platform::category::{self, AddCategoryRequest, Category, Certificate};
 use wxpush::escape::Printable;
+use wxpush::platform::category::{self, AddCategoryRequest, Category, Certificate};
 use wxpush::store::Submission;
 use wxpush::{Config, Secret, clock};
 

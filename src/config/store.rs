@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, positive, secs};
-use crate::store::{PostgresConfig, StoreKind};
+use super::ConfigError;
+use super::validate::{positive, secs};
 use crate::secret::Secret;
+use crate::store::{PostgresConfig, StoreKind};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -30,9 +30,7 @@ fn every_env_override_names_a_real_key() -> Result<(), ConfigError> {
                 (&"WXPUSH_DATABASE_URL", _) => "postgres://u:p@db.example/inbox",
                 (&"WXPUSH_POSTGRES_LEASE_SECS", _) => "5000",
                 (&"WXPUSH_POSTGRES_CA_FILE", _) => "Cargo.toml",
-                (&"WXPUSH_ENCODING_AES_KEY", _) => {
-                    "FqRfJtSZ1eTemafkXIDruAmV0cJPssQEyOyi7ODadSB"
-                }
+                (&"WXPUSH_ENCODING_AES_KEY", _) => "FqRfJtSZ1eTemafkXIDruAmV0cJPssQEyOyi7ODadSB",
                 (&"WXPUSH_PREVIOUS_ENCODING_AES_KEY", _) => {
                     "Uw5ivvPr4xBUYFrca8hu62mO8LtaK66OKHIvIVOaPHJ"
                 }
@@ -148,8 +146,7 @@ fn env_overrides_apply() -> Result<(), ConfigError> {
 }
 
 #[test]
-fn demo_credentials_on_a_public_address_refuse_to_start_naming_each() -> Result<(), ConfigError>
-{
+fn demo_credentials_on_a_public_address_refuse_to_start_naming_each() -> Result<(), ConfigError> {
     let public = Config::load_with(None, &env(&[("WXPUSH_LISTEN", "0.0.0.0:8080")]))?;
     let err = public
         .check_exposure()

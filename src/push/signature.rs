@@ -41,7 +41,6 @@ pub fn verify(given: &str, parts: &[&str]) -> Result<(), Mismatch> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

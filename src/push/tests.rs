@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::*;
-use crate::push::cipher::AesKey;
 use crate::event::Event;
+use crate::push::cipher::AesKey;
 use crate::secret::Secret;
 
 const VECTORS: &str = include_str!("../../tests/fixtures/vectors.json");

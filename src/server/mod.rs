@@ -36,10 +36,10 @@ pub use error::ApiError;
 use error::Failure;
 use health::Readiness;
 
-use crate::push::app::App;
 use crate::config::{Config, HttpLimits};
 use crate::dispatch::Wake;
 use crate::observe;
+use crate::push::app::App;
 use crate::store::Store;
 
 /// Requests still running after this long are answered 503; the platform gives up at 5 s.

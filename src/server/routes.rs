@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::target::Target;
 use super::{AppState, error::ApiError};
-use crate::push::app::App;
 use crate::clock;
 use crate::event::Event;
 use crate::observe;
+use crate::push::app::App;
 use crate::push::{self, Message, PushError, PushQuery};
 use crate::store::{QuarantinedPush, Recorded, StoreError};
 

@@ -17,8 +17,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::{AppState, error::ApiError};
-use crate::push::app::{self, App};
 use crate::escape::printable;
+use crate::push::app::{self, App};
 
 /// The app and authorizer a request is for.
 #[derive(Debug, Clone)]

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::clock;
 use crate::event::Event;
-use futures_util::future::BoxFuture;
 use crate::push::PushQuery;
+use futures_util::future::BoxFuture;
 
 pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::SqliteStore;

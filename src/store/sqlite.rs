@@ -24,8 +24,8 @@ use super::{
 };
 use crate::clock;
 use crate::event::Event;
-use futures_util::future::BoxFuture;
 use crate::push::PushQuery;
+use futures_util::future::BoxFuture;
 
 /// The database file's name inside the data dir.
 pub const DB_FILE: &str = "wxpush.db";

@@ -3,10 +3,10 @@
 //! the same checks as the request path ([`crate::push::signature`], [`crate::push::cipher`],
 //! [`crate::event`]) but keeps going to say what it found at each step.
 
-use crate::push::app::App;
-use crate::push::cipher::{self, CipherError};
 use crate::event::Event;
 use crate::event::fields::{Fields, Format};
+use crate::push::app::App;
+use crate::push::cipher::{self, CipherError};
 use crate::push::{self, Mode, PushQuery};
 
 /// One check and its outcome.

@@ -2,11 +2,11 @@
 //! plain / compat), XML or JSON. Used by `wxpush simulate` and by the tests; the server
 //! checks them with the same [`crate::push::signature`] and [`crate::push::cipher`] code.
 
-use crate::push::app::App;
-use crate::push::cipher;
 use crate::clock;
 use crate::event::fields::Format;
 use crate::push::Mode;
+use crate::push::app::App;
+use crate::push::cipher;
 use crate::push::signature;
 
 /// The documentation's own category-audit sample, verbatim, mismatched end tags included.

@@ -143,7 +143,9 @@ impl TestApp {
         }
         let toml = format!("data_dir = \"{}\"\n{toml}", dir.path().display());
         let config = Config::from_toml(&toml).expect("test config is valid");
-        let store = wxpush::service::open_store(&config).await.expect("store opens");
+        let store = wxpush::service::open_store(&config)
+            .await
+            .expect("store opens");
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .expect("bind loopback");

@@ -2,8 +2,8 @@
 
 use proptest::prelude::*;
 use wxpush::Event;
-use wxpush::push::cipher::{self, AesKey};
 use wxpush::event::fields::{Fields, Format};
+use wxpush::push::cipher::{self, AesKey};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]

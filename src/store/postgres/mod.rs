@@ -31,12 +31,12 @@ use super::{
     StoredEvent, Submission,
 };
 use crate::clock;
-use crate::secret::Secret;
 use crate::event::Event;
-use futures_util::future::BoxFuture;
 use crate::push::PushQuery;
+use crate::secret::Secret;
 use crate::store::held::Held;
 use crate::store::scalar_text;
+use futures_util::future::BoxFuture;
 
 /// Longest a statement may run before the server cancels it.
 const STATEMENT_TIMEOUT_MS: u32 = 30_000;

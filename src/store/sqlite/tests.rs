@@ -89,8 +89,8 @@ async fn a_submission_and_its_audit_in_one_batch_are_matched() -> Result<(), Sto
 }
 
 #[tokio::test]
-async fn duplicates_are_counted_not_stored_and_state_survives_reopening()
--> Result<(), StoreError> {
+async fn duplicates_are_counted_not_stored_and_state_survives_reopening() -> Result<(), StoreError>
+{
     let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
     {
         let store = SqliteStore::open(dir.path())?;
@@ -112,8 +112,7 @@ async fn duplicates_are_counted_not_stored_and_state_survives_reopening()
 }
 
 #[tokio::test]
-async fn a_replayed_event_still_held_for_delivery_is_delivered_once() -> Result<(), StoreError>
-{
+async fn a_replayed_event_still_held_for_delivery_is_delivered_once() -> Result<(), StoreError> {
     let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
     let store = SqliteStore::open(dir.path())?;
     store.record(audit(1), None).await?;

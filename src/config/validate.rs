@@ -1,0 +1,283 @@
+//! Validation: the raw configuration into typed values, one function per section. Errors
+//! name the key and the expected form, never a secret's value.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw::{RawApp, RawCommand, RawConfig, RawDelivery, RawWebhook};
+use super::{Config, ConfigError, HttpLimits, LogFormat, store};
+use crate::dispatch::DeliveryPolicy;
+use crate::handler::{CommandConfig, HandlerKind, WebhookConfig};
+use crate::push::app::App;
+use crate::push::cipher::AesKey;
+use crate::secret::Secret;
+
+impl Config {
+    pub(super) fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
+        let (listen, admin_listen, http) = validate_addresses(&raw)?;
+        let body_limit_bytes = positive(raw.body_limit_bytes, "body_limit_bytes", 1024)?;
+        let data_dir = PathBuf::from(raw.data_dir.trim());
+        if raw.data_dir.trim().is_empty() {
+            return Err(ConfigError::new(
+                "data_dir",
+                "expected a directory path, got an empty value",
+            ));
+        }
+        let skew = positive(raw.max_clock_skew_secs, "max_clock_skew_secs", 0)?;
+        let max_clock_skew = (skew > 0).then(|| Duration::from_secs(skew as u64));
+        let retention_days = positive(raw.retention_days, "retention_days", 7)?;
+        let retention = Duration::from_secs(retention_days as u64 * 86_400);
+        let delivery = validate_delivery(&raw.delivery)?;
+        let store = store::validate_store(&raw.store, raw.postgres, delivery.attempt_timeout)?;
+        let handler = validate_handler(&raw.handler, raw.webhook, raw.command)?;
+        let log_format = validate_log(&raw.log.format)?;
+        let (app, extra_apps) = validate_apps(raw.app, raw.apps)?;
+        Ok(Self {
+            listen,
+            admin_listen,
+            allow_demo_credentials: raw.allow_demo_credentials,
+            http,
+            body_limit_bytes,
+            handler,
+            data_dir,
+            store,
+            max_clock_skew,
+            retention,
+            delivery,
+            log_format,
+            app,
+            extra_apps,
+        })
+    }
+}
+
+/// `listen`, `admin_listen` and the `[http]` limits.
+fn validate_addresses(
+    raw: &RawConfig,
+) -> Result<(SocketAddr, Option<SocketAddr>, HttpLimits), ConfigError> {
+    let listen = raw.listen.trim().parse::<SocketAddr>().map_err(|_| {
+        ConfigError::new(
+            "listen",
+            format!(
+                "expected an address and port like 127.0.0.1:8080 or 0.0.0.0:8080, got '{}'",
+                raw.listen
+            ),
+        )
+    })?;
+    let admin_listen = match raw.admin_listen.trim() {
+        "" => None,
+        text => Some(text.parse::<SocketAddr>().map_err(|_| {
+        ConfigError::new(
+            "admin_listen",
+            format!(
+            "expected an address and port like 127.0.0.1:9090, or empty for none; got '{text}'"
+            ),
+        )
+        })?),
+    };
+    if admin_listen.is_some_and(|a| a == listen && a.port() != 0) {
+        return Err(ConfigError::new(
+            "admin_listen",
+            "must differ from listen: the operations endpoints leave the public port",
+        ));
+    }
+    let http = HttpLimits {
+        header_timeout: secs(raw.http.header_timeout_secs, "http.header_timeout_secs", 1)?,
+        idle_timeout: secs(raw.http.idle_timeout_secs, "http.idle_timeout_secs", 1)?,
+        max_connections: positive(raw.http.max_connections, "http.max_connections", 1)?,
+    };
+    Ok((listen, admin_listen, http))
+}
+
+/// The `[delivery]` table.
+fn validate_delivery(raw: &RawDelivery) -> Result<DeliveryPolicy, ConfigError> {
+    Ok(DeliveryPolicy {
+        attempt_timeout: secs(raw.attempt_timeout_secs, "delivery.attempt_timeout_secs", 1)?,
+        max_attempts: u32::try_from(positive(raw.max_attempts, "delivery.max_attempts", 1)?)
+            .unwrap_or(u32::MAX),
+        backoff_initial: Duration::from_millis(positive(
+            raw.backoff_initial_ms,
+            "delivery.backoff_initial_ms",
+            1,
+        )? as u64),
+        backoff_max: secs(raw.backoff_max_secs, "delivery.backoff_max_secs", 1)?,
+    })
+}
+
+/// `handler` and the settings of the one it names.
+fn validate_handler(
+    name: &str,
+    webhook: RawWebhook,
+    command: RawCommand,
+) -> Result<HandlerKind, ConfigError> {
+    Ok(match name.trim() {
+        "log" => HandlerKind::Log,
+        "webhook" => HandlerKind::Webhook(validate_webhook(webhook)?),
+        "command" => HandlerKind::Command(validate_command(command)?),
+        other => {
+            return Err(ConfigError::new(
+                "handler",
+                format!("expected one of: log, webhook, command; got '{other}'"),
+            ));
+        }
+    })
+}
+
+/// `log.format`.
+fn validate_log(format: &str) -> Result<LogFormat, ConfigError> {
+    Ok(match format.trim() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(ConfigError::new(
+                "log.format",
+                format!("expected \"text\" or \"json\", got '{other}'"),
+            ));
+        }
+    })
+}
+
+/// `[app]` and `[[apps]]`: valid each, with unique names.
+fn validate_apps(first: RawApp, more: Vec<RawApp>) -> Result<(App, Vec<App>), ConfigError> {
+    let app = validate_app(first, "app")?;
+    let mut extra_apps = Vec::with_capacity(more.len());
+    for (i, raw_app) in more.into_iter().enumerate() {
+        let key = format!("apps[{i}]");
+        let extra = validate_app(raw_app, &key)?;
+        let taken = extra.name == app.name || extra_apps.iter().any(|a: &App| a.name == extra.name);
+        if taken || extra.name == "callback" {
+            return Err(ConfigError::new(
+                format!("{key}.name"),
+                format!(
+                    "'{}' is already used (names must be unique and not 'callback')",
+                    extra.name
+                ),
+            ));
+        }
+        extra_apps.push(extra);
+    }
+    Ok((app, extra_apps))
+}
+
+/// A whole number of seconds of at least `min`.
+pub(super) fn secs(value: i64, key: &str, min: i64) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(positive(value, key, min)? as u64))
+}
+
+pub(super) fn positive(value: i64, key: &str, min: i64) -> Result<usize, ConfigError> {
+    if value < min {
+        return Err(ConfigError::new(
+            key,
+            format!("expected an integer of at least {min}, got {value}"),
+        ));
+    }
+    usize::try_from(value)
+        .map_err(|_| ConfigError::new(key, format!("{value} is too large for this machine")))
+}
+
+fn validate_token(token: &str, key: &str) -> Result<Secret<String>, ConfigError> {
+    let token = token.trim();
+    let token_len = token.chars().count();
+    let alnum = token.chars().all(|c| c.is_ascii_alphanumeric());
+    if !(3..=32).contains(&token_len) || !alnum {
+        return Err(ConfigError::new(
+            key,
+            format!(
+                "expected 3 to 32 letters or digits (as entered in the platform's console), got {token_len} characters{}",
+                if alnum {
+                    ""
+                } else {
+                    " including other characters"
+                }
+            ),
+        ));
+    }
+    Ok(Secret::new(token.to_owned()))
+}
+
+fn validate_app(raw: RawApp, key: &str) -> Result<App, ConfigError> {
+    let name = raw.name.trim().to_owned();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ConfigError::new(
+            format!("{key}.name"),
+            format!("expected letters, digits, '-' or '_', got '{}'", raw.name),
+        ));
+    }
+    let token = validate_token(&raw.token, &format!("{key}.token"))?;
+    let aes_key = AesKey::parse(&raw.encoding_aes_key)
+        .map_err(|e| ConfigError::new(format!("{key}.encoding_aes_key"), e.to_string()))?;
+    let appid = raw.appid.trim().to_owned();
+    if !crate::push::app::is_appid(&appid) {
+        return Err(ConfigError::new(
+            format!("{key}.appid"),
+            format!(
+                "expected the app id from the platform's console: wx and 16 letters or digits (like wx1234567890abcdef), got {} characters",
+                appid.chars().count()
+            ),
+        ));
+    }
+    let previous_token = if raw.previous_token.trim().is_empty() {
+        None
+    } else {
+        Some(validate_token(
+            &raw.previous_token,
+            &format!("{key}.previous_token"),
+        )?)
+    };
+    let previous_aes_key = if raw.previous_encoding_aes_key.trim().is_empty() {
+        None
+    } else {
+        Some(Secret::new(
+            AesKey::parse(&raw.previous_encoding_aes_key).map_err(|e| {
+                ConfigError::new(format!("{key}.previous_encoding_aes_key"), e.to_string())
+            })?,
+        ))
+    };
+    Ok(App {
+        name,
+        token,
+        aes_key: Secret::new(aes_key),
+        appid,
+        previous_token,
+        previous_aes_key,
+        require_encryption: raw.require_encryption,
+    })
+}
+
+fn validate_webhook(raw: RawWebhook) -> Result<WebhookConfig, ConfigError> {
+    let url = raw.url.trim().to_owned();
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+        return Err(ConfigError::new(
+            "webhook.url",
+            "expected an http:// or https:// URL (env WXPUSH_WEBHOOK_URL) for handler = \"webhook\"",
+        ));
+    }
+    let secret = (!raw.secret.is_empty()).then(|| Secret::new(raw.secret));
+    let timeout = secs(raw.timeout_secs, "webhook.timeout_secs", 1)?;
+    Ok(WebhookConfig {
+        url,
+        secret,
+        timeout,
+    })
+}
+
+fn validate_command(raw: RawCommand) -> Result<CommandConfig, ConfigError> {
+    let program: Vec<String> = raw.program.into_iter().filter(|w| !w.is_empty()).collect();
+    if program.is_empty() {
+        return Err(ConfigError::new(
+            "command.program",
+            "expected a program and its arguments, e.g. [\"/usr/local/bin/on-event\", \"--verbose\"] (env WXPUSH_COMMAND) for handler = \"command\"",
+        ));
+    }
+    let timeout = secs(raw.timeout_secs, "command.timeout_secs", 1)?;
+    Ok(CommandConfig {
+        program,
+        shell: raw.shell,
+        timeout,
+    })
+}
