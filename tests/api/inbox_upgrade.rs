@@ -3,7 +3,7 @@
 //! quarantined push, made with that release's binary) opens with this one, migrates, and
 //! keeps everything.
 
-use wxpush::store::{ListFilter, Recorded, SqliteStore, Store};
+use wxpush::store::{Admin, Inbox, ListFilter, Recorded, SqliteStore};
 
 const OLD_INBOX: &[u8] = include_bytes!("../fixtures/inbox-before-request-keys.db");
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wxpush::config::StoreKind;
-use wxpush::store::{PostgresStore, Recorded, Status, Store};
+use wxpush::store::{Admin, Inbox, PostgresStore, Recorded, Status};
 use wxpush::{Config, Event};
 
 use crate::cli::{Served, wxpush};

@@ -23,6 +23,12 @@ use crate::handler::BoxHandler;
 use crate::observe;
 use crate::store::{Record, Store, StoreError};
 
+mod outcomes;
+mod prune;
+
+use outcomes::{Outcome, Unrecorded};
+pub use prune::prune_periodically;
+
 /// How often the dispatcher looks at the store when nothing wakes it.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -285,119 +291,6 @@ enum Attempt<'a> {
     Failed(Outcome, Result<(), StoreError>),
     /// Still running when shutdown's grace period ended.
     Abandoned(String),
-}
-
-/// The outcome of an attempt, as the store records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
-    /// The handler accepted the event.
-    Delivered(String),
-    /// The handler failed: retry at `retry_at` (unix ms), or dead when `None`.
-    Failed {
-        id: String,
-        error: String,
-        retry_at: Option<i64>,
-    },
-}
-
-impl Outcome {
-    fn id(&self) -> &str {
-        match self {
-            Self::Delivered(id) | Self::Failed { id, .. } => id,
-        }
-    }
-
-    async fn write(&self, store: &dyn Store) -> Result<(), StoreError> {
-        match self {
-            Self::Delivered(id) => store.mark_delivered(id.clone()).await,
-            Self::Failed {
-                id,
-                error,
-                retry_at,
-            } => {
-                store
-                    .mark_failed(id.clone(), error.clone(), *retry_at)
-                    .await
-            }
-        }
-    }
-}
-
-/// Outcomes the store refused to write (a full disk, a lost database), kept in memory and
-/// written again before every look at the store, so they are recorded as soon as the store
-/// accepts writes again: no restart, and no hour-long wait for a delivered event to be
-/// delivered again. Only a crash before then loses them, and then the events are delivered
-/// again (at least once).
-#[derive(Debug, Default)]
-struct Unrecorded {
-    outcomes: Vec<Outcome>,
-}
-
-impl Unrecorded {
-    fn holds(&self, id: &str) -> bool {
-        self.outcomes.iter().any(|o| o.id() == id)
-    }
-
-    fn keep(&mut self, outcome: Outcome, error: &StoreError) {
-        if self.outcomes.is_empty() {
-            tracing::error!(id = %outcome.id(), %error, "cannot record a delivery outcome; it is kept in memory and written as soon as the store accepts writes");
-        } else {
-            tracing::debug!(id = %outcome.id(), %error, "cannot record a delivery outcome; kept with the others");
-        }
-        if !self.holds(outcome.id()) {
-            self.outcomes.push(outcome);
-        }
-    }
-
-    /// Writes the kept outcomes, oldest first, stopping at the first the store refuses.
-    async fn apply(&mut self, store: &dyn Store) {
-        let mut written = 0;
-        for outcome in &self.outcomes {
-            if outcome.write(store).await.is_err() {
-                break;
-            }
-            written += 1;
-        }
-        if written > 0 {
-            self.outcomes.drain(..written);
-            tracing::info!(
-                written,
-                left = self.outcomes.len(),
-                "recorded delivery outcomes the store had refused"
-            );
-        }
-    }
-
-    fn report_left(&self) {
-        if !self.outcomes.is_empty() {
-            tracing::warn!(
-                events = self.outcomes.len(),
-                "shutdown: delivery outcomes still unrecorded; these events will be delivered again after the restart"
-            );
-        }
-    }
-}
-
-/// Deletes delivered events older than `retention`, now and then every hour, until
-/// `shutdown` turns true.
-pub async fn prune_periodically(
-    store: Arc<dyn Store>,
-    retention: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    const EVERY: Duration = Duration::from_secs(3600);
-    while !*shutdown.borrow() {
-        let before = clock::now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX / 2);
-        match store.prune(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(pruned = n, "pruned delivered events past retention"),
-            Err(error) => tracing::warn!(%error, "cannot prune delivered events"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(EVERY) => {}
-            _ = shutdown.changed() => {}
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,242 @@
+//! Looking at and repairing the shared inbox, and its category submissions.
+
+use futures_util::future::BoxFuture;
+
+use super::*;
+
+impl Admin for PostgresStore {
+    fn get(&self, id: String) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+        Box::pin(async move {
+            let rows = self
+                .query(
+                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"),
+                    &[&id],
+                )
+                .await?;
+            rows.first().map(row_to_record).transpose()
+        })
+    }
+
+    fn list(&self, filter: ListFilter) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
+        Box::pin(async move {
+            let status = filter.status.map(Status::as_str);
+            let rows = self
+                .query(
+                    &format!(
+                        "SELECT {EVENT_COLUMNS} FROM events
+                         WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR event_name = $2)
+                         ORDER BY seq DESC LIMIT $3"
+                    ),
+                    &[&status, &filter.event, &limit(filter.limit)],
+                )
+                .await?;
+            rows.iter().map(row_to_record).collect()
+        })
+    }
+
+    fn replay(&self, ids: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let n = self
+                .execute(
+                    // An event leased to an instance right now keeps its lease: it is
+                    // being delivered, and freeing it would let another instance deliver it
+                    // at the same time.
+                    "UPDATE events SET status = 'pending', delivered_at = NULL,
+                     attempts = CASE WHEN status = 'pending' AND lease_owner IS NOT NULL
+                                      AND next_attempt_at > $2 THEN attempts ELSE 0 END,
+                     next_attempt_at = CASE WHEN status = 'pending' AND lease_owner IS NOT NULL
+                                      AND next_attempt_at > $2 THEN next_attempt_at ELSE $2 END,
+                     lease_owner = CASE WHEN status = 'pending' AND lease_owner IS NOT NULL
+                                      AND next_attempt_at > $2 THEN lease_owner ELSE NULL END
+                     WHERE id = ANY($1)",
+                    &[&ids, &clock::now_ms()],
+                )
+                .await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn replay_dead(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let n = self
+                .execute(
+                    "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = $1,
+                     lease_owner = NULL WHERE status = 'dead'",
+                    &[&clock::now_ms()],
+                )
+                .await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn quarantined(&self, n: usize) -> BoxFuture<'_, Result<Vec<QuarantinedPush>, StoreError>> {
+        Box::pin(async move {
+            let rows = self
+                .query(
+                    "SELECT id, received_at, app, authorizer_appid, query, body, reason
+                     FROM quarantine ORDER BY seq LIMIT $1",
+                    &[&limit(n)],
+                )
+                .await?;
+            rows.iter().map(row_to_quarantined).collect()
+        })
+    }
+
+    fn release_quarantined(
+        &self,
+        quarantine_id: String,
+        event: Event,
+    ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let outcome = async {
+                let tx = client.transaction().await?;
+                let recorded = insert_one(&tx, &event, clock::now_ms()).await?;
+                tx.execute("DELETE FROM quarantine WHERE id = $1", &[&quarantine_id])
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, tokio_postgres::Error>(recorded)
+            }
+            .await;
+            outcome.map_err(|e| classify(&e))
+        })
+    }
+
+    fn requarantine(
+        &self,
+        quarantine_id: String,
+        reason: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.execute(
+                "UPDATE quarantine SET reason = $2, attempts = attempts + 1 WHERE id = $1",
+                &[&quarantine_id, &text(&reason)],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>> {
+        Box::pin(async move {
+            let mut stats = Stats::default();
+            let rows = self
+                .query(
+                    "SELECT status, count(*), coalesce(sum(duplicates), 0)::int8 FROM events GROUP BY status",
+                    &[],
+                )
+                .await?;
+            for row in &rows {
+                let status: String = row.try_get(0).map_err(read("counts"))?;
+                let count =
+                    u64::try_from(row.try_get::<_, i64>(1).map_err(read("counts"))?).unwrap_or(0);
+                stats.duplicates +=
+                    u64::try_from(row.try_get::<_, i64>(2).map_err(read("counts"))?).unwrap_or(0);
+                match Status::parse(&status) {
+                    Some(Status::Pending) => stats.pending = count,
+                    Some(Status::Delivered) => stats.delivered = count,
+                    Some(Status::Dead) => stats.dead = count,
+                    _ => return Err(StoreError::unknown_status(&status)),
+                }
+            }
+            let rows = self
+                .query(
+                    "SELECT (SELECT count(*) FROM quarantine),
+                            (SELECT min(received_at) FROM events WHERE status = 'pending')",
+                    &[],
+                )
+                .await?;
+            if let Some(row) = rows.first() {
+                stats.quarantined =
+                    u64::try_from(row.try_get::<_, i64>(0).map_err(read("counts"))?).unwrap_or(0);
+                stats.oldest_pending_at = row.try_get(1).map_err(read("counts"))?;
+            }
+            Ok(stats)
+        })
+    }
+
+    fn prune(&self, before: i64) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            self.execute("DELETE FROM requests WHERE received_at < $1", &[&before])
+                .await?;
+            let mut total = 0usize;
+            loop {
+                let n = self
+                    .execute(
+                        "DELETE FROM events WHERE id IN (
+                             SELECT id FROM events WHERE status = 'delivered' AND delivered_at < $1
+                             LIMIT $2)",
+                        &[&before, &PRUNE_CHUNK],
+                    )
+                    .await?;
+                total += usize::try_from(n).unwrap_or(usize::MAX);
+                if n < u64::try_from(PRUNE_CHUNK).unwrap_or(u64::MAX) {
+                    return Ok(total);
+                }
+            }
+        })
+    }
+}
+
+impl Submissions for PostgresStore {
+    fn record_submission(&self, s: Submission) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.execute(
+                "INSERT INTO submissions (id, app, authorizer_appid, first, second, status, submitted_at)
+                 VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
+                &[
+                    &s.id,
+                    &text(&s.app),
+                    &s.authorizer_appid.as_deref().map(text),
+                    &text(&s.first),
+                    &text(&s.second),
+                    &s.submitted_at,
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn submissions(&self) -> BoxFuture<'_, Result<Vec<Submission>, StoreError>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            let rows = self
+                .query(
+                    "SELECT id, app, authorizer_appid, first, second, status, reason, submitted_at,
+                            resolved_at, event_id FROM submissions ORDER BY seq DESC",
+                    &[],
+                )
+                .await?;
+            let get = read("a submission");
+            for r in &rows {
+                out.push(Submission {
+                    id: r.try_get(0).map_err(get)?,
+                    app: r.try_get(1).map_err(get)?,
+                    authorizer_appid: r.try_get(2).map_err(get)?,
+                    first: r.try_get(3).map_err(get)?,
+                    second: r.try_get(4).map_err(get)?,
+                    status: r.try_get(5).map_err(get)?,
+                    reason: r.try_get(6).map_err(get)?,
+                    submitted_at: r.try_get(7).map_err(get)?,
+                    resolved_at: r.try_get(8).map_err(get)?,
+                    event_id: r.try_get(9).map_err(get)?,
+                });
+            }
+            let rows = self
+                .query(
+                    &format!(
+                        "SELECT {EVENT_COLUMNS} FROM events WHERE event_name = 'wxa_category_audit'
+                         AND NOT EXISTS (SELECT 1 FROM submissions s WHERE s.event_id = events.id)
+                         ORDER BY seq DESC"
+                    ),
+                    &[],
+                )
+                .await?;
+            for row in &rows {
+                out.extend(Submission::unmatched(&row_to_record(row)?.event));
+            }
+            Ok(out)
+        })
+    }
+}

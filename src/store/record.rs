@@ -1,0 +1,310 @@
+//! What the stores hold and hand out: records of events with their delivery state,
+//! quarantined pushes, category submissions, and the filters and counts over them.
+
+use serde::Serialize;
+
+use crate::clock;
+use crate::event::Event;
+use crate::push::PushQuery;
+
+/// Where an event is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting for (another) delivery attempt.
+    Pending,
+    /// The handler returned `Ok`.
+    Delivered,
+    /// Every attempt failed; kept until replayed.
+    Dead,
+    /// Genuine but not decryptable or out of the replay window; kept raw until re-processed.
+    Quarantined,
+}
+
+impl Status {
+    /// The lowercase name, as stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+            Self::Quarantined => "quarantined",
+        }
+    }
+
+    /// Parses a lowercase name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Self::Pending),
+            "delivered" => Some(Self::Delivered),
+            "dead" => Some(Self::Dead),
+            "quarantined" => Some(Self::Quarantined),
+            _ => None,
+        }
+    }
+}
+
+/// A stored event with its delivery state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The event (its `id` and `received_at` set).
+    pub event: Event,
+    /// Delivery state.
+    pub status: Status,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// When the next attempt is due (unix ms), while pending.
+    pub next_attempt_at: Option<i64>,
+    /// When the handler accepted it (unix ms).
+    pub delivered_at: Option<i64>,
+    /// How many platform retries of it were answered without storing it again.
+    pub duplicates: u32,
+    /// Which instance holds it for delivery, until when (shared stores only).
+    pub lease: Option<Lease>,
+}
+
+/// An event's columns as a store reads them back.
+pub(crate) struct StoredEvent {
+    pub(crate) id: String,
+    pub(crate) received_at: i64,
+    pub(crate) status: Status,
+    pub(crate) app: String,
+    pub(crate) authorizer_appid: Option<String>,
+    pub(crate) message: String,
+    pub(crate) attempts: u32,
+    pub(crate) last_error: Option<String>,
+    pub(crate) next_attempt_at: Option<i64>,
+    pub(crate) delivered_at: Option<i64>,
+    pub(crate) duplicates: u32,
+    pub(crate) lease: Option<Lease>,
+}
+
+impl From<StoredEvent> for Record {
+    /// Parses the stored message again; the handler sees the delivery state the inbox
+    /// records.
+    fn from(row: StoredEvent) -> Self {
+        let mut event = Event::from_message(row.message, &row.app, row.authorizer_appid.as_deref());
+        event.id = row.id;
+        event.received_at = Some(row.received_at);
+        event.attempts = row.attempts;
+        event.last_error.clone_from(&row.last_error);
+        Self {
+            event,
+            status: row.status,
+            attempts: row.attempts,
+            last_error: row.last_error,
+            next_attempt_at: row.next_attempt_at,
+            delivered_at: row.delivered_at,
+            duplicates: row.duplicates,
+            lease: row.lease,
+        }
+    }
+}
+
+/// An instance's claim on a pending event while it attempts delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The instance (`host/pid/random`).
+    pub owner: String,
+    /// When the claim expires and other instances may take the event (unix ms).
+    pub until: i64,
+}
+
+#[derive(Serialize)]
+struct StatusJson {
+    status: Status,
+}
+
+#[derive(Serialize)]
+struct DeliveryJson<'a> {
+    attempts: u32,
+    last_error: Option<&'a str>,
+}
+
+impl Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.event
+            .json_with(
+                StatusJson {
+                    status: self.status,
+                },
+                DeliveryJson {
+                    attempts: self.attempts,
+                    last_error: self.last_error.as_deref(),
+                },
+            )
+            .serialize(serializer)
+    }
+}
+
+/// A genuine push that could not be turned into an event with the configuration at the time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedPush {
+    /// `q_…` id.
+    pub id: String,
+    /// When it arrived (unix ms).
+    pub received_at: i64,
+    /// The app whose route received it.
+    pub app: String,
+    /// The authorizer app id from the route, if any.
+    pub authorizer_appid: Option<String>,
+    /// The request's query.
+    pub query: PushQuery,
+    /// The request's body, as received.
+    pub body: Vec<u8>,
+    /// Why it could not be processed.
+    pub reason: String,
+}
+
+impl QuarantinedPush {
+    /// A new quarantine entry with a fresh id, received now.
+    pub fn new(
+        app: &str,
+        authorizer_appid: Option<&str>,
+        query: PushQuery,
+        body: Vec<u8>,
+        reason: String,
+    ) -> Self {
+        let received_at = clock::now_ms();
+        Self {
+            id: format!("q_{received_at:x}{:08x}", rand::random::<u32>()),
+            received_at,
+            app: app.to_owned(),
+            authorizer_appid: authorizer_appid.map(str::to_owned),
+            query,
+            body,
+            reason,
+        }
+    }
+}
+
+impl Serialize for QuarantinedPush {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            id: &'a str,
+            received_at: String,
+            status: Status,
+            app: &'a str,
+            authorizer_appid: Option<&'a str>,
+            reason: &'a str,
+            body_bytes: usize,
+        }
+        Json {
+            id: &self.id,
+            received_at: clock::rfc3339(self.received_at),
+            status: Status::Quarantined,
+            app: &self.app,
+            authorizer_appid: self.authorizer_appid.as_deref(),
+            reason: &self.reason,
+            body_bytes: self.body.len(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// What storing an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// First time: stored, pending delivery.
+    New,
+    /// Already stored (a platform retry): counted, not stored again.
+    Duplicate,
+    /// The same signed request (signature, timestamp and nonce) was already received, on
+    /// another path or with another body: a replayed copy. Nothing is stored or changed.
+    Replay,
+}
+
+/// A category submitted with `addcategory`, and what the review said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Submission {
+    /// `sub_…` id, or the audit event's id for an audit with no matching submission.
+    pub id: String,
+    /// The app it was submitted for.
+    pub app: String,
+    /// The authorizer (Mini Program) a third-party platform submitted for.
+    pub authorizer_appid: Option<String>,
+    /// First-level category id, as text.
+    pub first: String,
+    /// Second-level category id, as text.
+    pub second: String,
+    /// `pending`, `passed`, `rejected` or `unknown`; `unmatched` for an audit result that
+    /// matches no submission.
+    pub status: String,
+    /// The rejection reason.
+    pub reason: String,
+    /// When it was submitted (unix ms); for unmatched audits, when the result arrived.
+    #[serde(serialize_with = "ser_time")]
+    pub submitted_at: i64,
+    /// When the result arrived (unix ms).
+    #[serde(serialize_with = "ser_opt_time")]
+    pub resolved_at: Option<i64>,
+    /// The audit event that resolved it.
+    pub event_id: Option<String>,
+}
+
+impl Submission {
+    /// The row for a category-audit event that matched no submission (`None` for any other
+    /// event).
+    pub(crate) fn unmatched(event: &Event) -> Option<Self> {
+        let audit = event.category_audit()?;
+        Some(Self {
+            id: event.id.clone(),
+            app: event.app.clone(),
+            authorizer_appid: event.authorizer_appid.clone(),
+            first: scalar_text(&audit.first),
+            second: scalar_text(&audit.second),
+            status: "unmatched".into(),
+            reason: audit.reason.clone(),
+            submitted_at: event.received_at.unwrap_or_default(),
+            resolved_at: event.received_at,
+            event_id: Some(event.id.clone()),
+        })
+    }
+}
+
+/// A category id as the text submissions store (empty when absent).
+pub(crate) fn scalar_text(value: &Option<crate::event::Scalar>) -> String {
+    value.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+fn ser_time<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&clock::rfc3339(*ms))
+}
+
+fn ser_opt_time<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => s.serialize_str(&clock::rfc3339(*ms)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only this status (not `Quarantined`: see [`Store::quarantined`]).
+    pub status: Option<Status>,
+    /// Only this event name (`Event`, `InfoType` or `MsgType`).
+    pub event: Option<String>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+/// Counts over the inbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Events waiting for delivery.
+    pub pending: u64,
+    /// Events delivered (and not yet pruned).
+    pub delivered: u64,
+    /// Events whose attempts are exhausted.
+    pub dead: u64,
+    /// Pushes in quarantine.
+    pub quarantined: u64,
+    /// Platform retries answered without storing again.
+    pub duplicates: u64,
+    /// Arrival time of the oldest pending event (unix ms).
+    pub oldest_pending_at: Option<i64>,
+}

@@ -1,0 +1,216 @@
+//! Looking at and repairing the SQLite inbox, and its category submissions.
+
+use futures_util::future::BoxFuture;
+use rusqlite::{OptionalExtension, params};
+
+use super::*;
+
+impl Admin for SqliteStore {
+    fn get(&self, id: String) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+        self.read(move |conn| {
+            db(conn
+                .query_row(
+                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"),
+                    params![id],
+                    row_to_record,
+                )
+                .optional())
+        })
+    }
+
+    fn list(&self, filter: ListFilter) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
+        self.read(move |conn| {
+            let limit = i64::try_from(filter.limit.max(1)).unwrap_or(i64::MAX);
+            let mut stmt = db(conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR event_name = ?2)
+                 ORDER BY seq DESC LIMIT ?3"
+            )))?;
+            let status = filter.status.map(Status::as_str);
+            let rows = db(stmt.query_map(params![status, filter.event, limit], row_to_record))?;
+            db(rows.collect())
+        })
+    }
+
+    fn replay(&self, ids: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(move |tx| {
+            let now = clock::now_ms();
+            atomic(tx, || {
+                let mut count = 0;
+                for id in &ids {
+                    count += exec(
+                        tx,
+                        // An event held for delivery right now is left as it is: it is about
+                        // to be delivered, and making it due would deliver it twice.
+                        "UPDATE events SET status = 'pending', attempts = 0, delivered_at = NULL,
+                     next_attempt_at = CASE
+                         WHEN status = 'pending' AND attempts = 0
+                              AND next_attempt_at = received_at + ?3 THEN next_attempt_at
+                         ELSE ?2 END
+                     WHERE id = ?1",
+                        params![id, now, HOLD_MS],
+                    )?;
+                }
+                Ok(count)
+            })
+        })
+    }
+
+    fn replay_dead(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(|conn| {
+            exec(
+                conn,
+                "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = ?1
+                 WHERE status = 'dead'",
+                params![clock::now_ms()],
+            )
+        })
+    }
+
+    fn quarantined(&self, limit: usize) -> BoxFuture<'_, Result<Vec<QuarantinedPush>, StoreError>> {
+        self.read(move |conn| {
+            let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+            let mut stmt = db(conn.prepare_cached(
+                "SELECT id, received_at, app, authorizer_appid, query, body, reason
+                 FROM quarantine ORDER BY seq LIMIT ?1",
+            ))?;
+            let rows = db(stmt.query_map(params![limit], row_to_quarantined))?;
+            db(rows.collect())
+        })
+    }
+
+    fn release_quarantined(
+        &self,
+        quarantine_id: String,
+        event: Event,
+    ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
+        self.write(move |tx| {
+            let now = clock::now_ms();
+            atomic(tx, || {
+                // Its request was claimed when it was quarantined.
+                let recorded = insert_event(tx, &event, now, now, None)?;
+                exec(
+                    tx,
+                    "DELETE FROM quarantine WHERE id = ?1",
+                    params![quarantine_id],
+                )?;
+                Ok(recorded)
+            })
+        })
+    }
+
+    fn requarantine(
+        &self,
+        quarantine_id: String,
+        reason: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn| {
+            exec(
+                conn,
+                "UPDATE quarantine SET reason = ?2, attempts = attempts + 1 WHERE id = ?1",
+                params![quarantine_id, reason],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>> {
+        self.read(|conn| {
+            let mut stats = Stats::default();
+            let mut stmt = db(conn.prepare_cached(
+                "SELECT status, count(*), coalesce(sum(duplicates), 0) FROM events GROUP BY status",
+            ))?;
+            let rows = db(stmt.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, u64>(1)?,
+                    row.get::<_, u64>(2)?,
+                ))
+            }))?;
+            for row in rows {
+                let (status, count, duplicates) = db(row)?;
+                stats.duplicates += duplicates;
+                match Status::parse(&status) {
+                    Some(Status::Pending) => stats.pending = count,
+                    Some(Status::Delivered) => stats.delivered = count,
+                    Some(Status::Dead) => stats.dead = count,
+                    _ => return Err(StoreError::unknown_status(&status)),
+                }
+            }
+            stats.quarantined =
+                db(conn.query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0)))?;
+            stats.oldest_pending_at = db(conn.query_row(
+                "SELECT min(received_at) FROM events WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            ))?;
+            Ok(stats)
+        })
+    }
+
+    fn prune(&self, before: i64) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(move |conn| {
+            exec(
+                conn,
+                "DELETE FROM requests WHERE received_at < ?1",
+                params![before],
+            )?;
+            exec(
+                conn,
+                "DELETE FROM events WHERE status = 'delivered' AND delivered_at < ?1",
+                params![before],
+            )
+        })
+    }
+}
+
+impl Submissions for SqliteStore {
+    fn record_submission(&self, s: Submission) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |tx| {
+            exec(tx,
+                "INSERT INTO submissions (id, app, authorizer_appid, first, second, status, submitted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
+                params![s.id, s.app, s.authorizer_appid, s.first, s.second, s.submitted_at],
+            )?;
+            tx.open_submissions.set(Some(true));
+            Ok(())
+        })
+    }
+
+    fn submissions(&self) -> BoxFuture<'_, Result<Vec<Submission>, StoreError>> {
+        self.read(|conn| {
+            let mut out = Vec::new();
+            let mut stmt = db(conn.prepare_cached(
+                "SELECT id, app, authorizer_appid, first, second, status, reason, submitted_at,
+                        resolved_at, event_id FROM submissions ORDER BY seq DESC",
+            ))?;
+            let rows = db(stmt.query_map([], |r| {
+                Ok(Submission {
+                    id: r.get(0)?,
+                    app: r.get(1)?,
+                    authorizer_appid: r.get(2)?,
+                    first: r.get(3)?,
+                    second: r.get(4)?,
+                    status: r.get(5)?,
+                    reason: r.get(6)?,
+                    submitted_at: r.get(7)?,
+                    resolved_at: r.get(8)?,
+                    event_id: r.get(9)?,
+                })
+            }))?;
+            for row in rows {
+                out.push(db(row)?);
+            }
+            let mut stmt = db(conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE event_name = 'wxa_category_audit'
+                 AND id NOT IN (SELECT event_id FROM submissions WHERE event_id IS NOT NULL)
+                 ORDER BY seq DESC"
+            )))?;
+            let rows = db(stmt.query_map([], row_to_record))?;
+            for row in rows {
+                out.extend(Submission::unmatched(&db(row)?.event));
+            }
+            Ok(out)
+        })
+    }
+}
