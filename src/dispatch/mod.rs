@@ -110,16 +110,7 @@ impl Dispatcher {
     /// Runs until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut abandoned = Vec::new();
-        match self.store.take_over().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                events = n,
-                "resuming delivery of events held by the previous run"
-            ),
-            Err(error) => {
-                tracing::warn!(%error, "cannot resume events held by the previous run; they fall due within the hour")
-            }
-        }
+        self.resume().await;
         let mut unrecorded = Unrecorded::default();
         while !*shutdown.borrow() {
             unrecorded.apply(&*self.store).await;
@@ -178,9 +169,28 @@ impl Dispatcher {
         }
         unrecorded.apply(&*self.store).await;
         unrecorded.report_left();
-        // On a shared store, events leased to this instance go back to the others now
-        // rather than when their leases expire; an abandoned attempt keeps its lease, as it
-        // may still be running in the handler's world.
+        self.give_back(abandoned).await;
+        tracing::debug!("dispatcher stopped");
+    }
+
+    /// On start: events an earlier run of this instance held become due now.
+    async fn resume(&self) {
+        match self.store.take_over().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                events = n,
+                "resuming delivery of events held by the previous run"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "cannot resume events held by the previous run; they fall due within the hour")
+            }
+        }
+    }
+
+    /// On shutdown: on a shared store, events leased to this instance go back to the others
+    /// now rather than when their leases expire; an abandoned attempt keeps its lease, as it
+    /// may still be running in the handler's world.
+    async fn give_back(&self, abandoned: Vec<String>) {
         match self.store.release_all(abandoned).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
@@ -191,7 +201,6 @@ impl Dispatcher {
                 tracing::warn!(%error, "shutdown: cannot give back leased events; other instances take them when the leases expire")
             }
         }
-        tracing::debug!("dispatcher stopped");
     }
 
     /// Whether an attempt started now would end (at its timeout) before the event's lease

@@ -6,6 +6,10 @@
 //! wxpush has no type for still reach the handler whole.
 
 pub mod fields;
+mod id;
+mod json;
+
+use id::identity;
 
 use serde::Serialize;
 use sha1::{Digest, Sha1};
@@ -231,82 +235,6 @@ impl Event {
     }
 }
 
-/// Fields every event has; the rest are "the event's own".
-const COMMON_FIELDS: &[&str] = &[
-    "ToUserName",
-    "FromUserName",
-    "CreateTime",
-    "MsgType",
-    "Event",
-    "InfoType",
-    "AppId",
-    "MsgId",
-];
-
-/// The event's id: `evt_` and 24 hex digits of a SHA-1 over what makes the message itself.
-///
-/// An event identified by its fields (no `MsgId`) whose `CreateTime` is a number gets `evt_`,
-/// then the time as 8 hex digits, then 16 hex digits of the hash. Its id then sorts by
-/// creation time, and the store's id index takes new ids near its end instead of at a random
-/// place each, so a commit writes fewer index pages (half the bytes per push when few pushes
-/// share a second). `CreateTime` is part of such an event's identity anyway, so this changes
-/// no deduplication.
-fn identity(fields: &Fields, raw: &str, app: &str, authorizer_appid: Option<&str>) -> String {
-    let mut hasher = Sha1::new();
-    let mut part = |text: &str| {
-        hasher.update(text.as_bytes());
-        hasher.update([0x1f]);
-    };
-    part(app);
-    part(authorizer_appid.unwrap_or_default());
-    let get = |name: &str| fields.get(name).map(str::trim).unwrap_or_default();
-    let mut created: Option<u32> = None;
-    if !get("MsgId").is_empty() {
-        part("msg");
-        part(get("ToUserName"));
-        part(get("MsgId"));
-    } else if fields.is_empty() {
-        part("raw");
-        part(raw);
-    } else {
-        part("event");
-        part(
-            fields
-                .get_any(&["ToUserName", "AppId"])
-                .unwrap_or_default()
-                .trim(),
-        );
-        part(get("FromUserName"));
-        let create_time = get("CreateTime");
-        part(create_time);
-        created = create_time.parse().ok();
-        part(
-            fields
-                .get_any(&["Event", "InfoType"])
-                .unwrap_or_default()
-                .trim(),
-        );
-        // The event's own fields, all of them: for a category audit first, second, ret and
-        // reason. A retry carries the same message, so they match; two audit results that
-        // differ in any of them are different events.
-        let mut own: Vec<(String, &str)> = fields
-            .iter()
-            .filter(|(k, _)| !COMMON_FIELDS.iter().any(|c| c.eq_ignore_ascii_case(k)))
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.trim()))
-            .collect();
-        own.sort_unstable();
-        for (k, v) in own {
-            part(&k);
-            part(v);
-        }
-    }
-    let digest = hasher.finalize();
-    match created {
-        Some(t) => format!("evt_{t:08x}{}", crate::hex::encode(&digest[..8])),
-        None => format!("evt_{}", crate::hex::encode(&digest[..12])),
-    }
-}
-
 fn classify(fields: &Fields, event: Option<&str>, info_type: Option<&str>) -> EventKind {
     if event.is_some_and(|e| e.eq_ignore_ascii_case(CATEGORY_AUDIT)) {
         let scalar = |name: &str| fields.get(name).map(Scalar::from_text);
@@ -332,89 +260,6 @@ fn classify(fields: &Fields, event: Option<&str>, info_type: Option<&str>) -> Ev
         }
     }
     EventKind::Other
-}
-
-/// The event's JSON form; `head` and `tail` add the inbox's fields (status, attempts) in the
-/// places the documented record shape puts them.
-#[derive(Serialize)]
-pub(crate) struct EventJson<'a, H: Serialize, T: Serialize> {
-    id: &'a str,
-    received_at: Option<String>,
-    #[serde(flatten)]
-    head: H,
-    app: &'a str,
-    authorizer_appid: Option<&'a str>,
-    to_user_name: Option<&'a str>,
-    from_user_name: Option<&'a str>,
-    create_time: Option<i64>,
-    msg_type: Option<&'a str>,
-    event: Option<&'a str>,
-    info_type: Option<&'a str>,
-    category_audit: Option<&'a CategoryAudit>,
-    fields: &'a Fields,
-    #[serde(flatten)]
-    tail: T,
-}
-
-/// Nothing to add.
-#[derive(Serialize)]
-pub(crate) struct NoExtra {}
-
-impl Event {
-    pub(crate) fn json_with<H: Serialize, T: Serialize>(
-        &self,
-        head: H,
-        tail: T,
-    ) -> EventJson<'_, H, T> {
-        EventJson {
-            id: &self.id,
-            received_at: self.received_at.map(clock::rfc3339),
-            head,
-            app: &self.app,
-            authorizer_appid: self.authorizer_appid.as_deref(),
-            to_user_name: self.to_user_name.as_deref(),
-            from_user_name: self.from_user_name.as_deref(),
-            create_time: self.create_time,
-            msg_type: self.msg_type.as_deref(),
-            event: self.event.as_deref(),
-            info_type: self.info_type.as_deref(),
-            category_audit: self.category_audit(),
-            fields: &self.fields,
-            tail,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct PendingJson {
-    status: &'static str,
-}
-
-#[derive(Serialize)]
-struct AttemptsJson<'a> {
-    attempts: u32,
-    last_error: Option<&'a str>,
-}
-
-impl Event {
-    /// The event as the JSON ready handlers send: the shape `wxpush events list --json`
-    /// prints, with `status` `pending` (it is being delivered).
-    pub fn delivery_json(&self) -> String {
-        serde_json::to_string(&self.json_with(
-            PendingJson { status: "pending" },
-            AttemptsJson {
-                attempts: self.attempts,
-                last_error: self.last_error.as_deref(),
-            },
-        ))
-        .unwrap_or_default()
-    }
-}
-
-impl Serialize for Event {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.json_with(NoExtra {}, NoExtra {}).serialize(serializer)
-    }
 }
 
 #[cfg(test)]

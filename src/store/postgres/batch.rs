@@ -241,104 +241,11 @@ async fn write_batch(
             }
         }
     }
-    let mut outcomes = Vec::with_capacity(records.len());
-    if !records.is_empty() {
-        let seen = claim_requests(tx, &records, &keys).await?;
-        // Rows are inserted in id order so that two instances inserting overlapping
-        // batches take their locks in the same order. Each new event starts leased to this
-        // instance (`next_attempt_at` is the lease's end while `lease_owner` is set).
-        let mut sorted: Vec<&(&Event, i64)> = records
-            .iter()
-            .zip(&seen)
-            .filter(|(_, seen)| !**seen)
-            .map(|(record, _)| record)
-            .collect();
-        sorted.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-        let ids: Vec<&str> = sorted.iter().map(|(e, _)| e.id.as_str()).collect();
-        let times: Vec<i64> = sorted.iter().map(|(_, now)| *now).collect();
-        let apps: Vec<String> = sorted.iter().map(|(e, _)| text(&e.app)).collect();
-        let authorizers: Vec<Option<String>> = sorted
-            .iter()
-            .map(|(e, _)| e.authorizer_appid.as_deref().map(text))
-            .collect();
-        let names: Vec<String> = sorted.iter().map(|(e, _)| text(e.name())).collect();
-        let messages: Vec<&[u8]> = sorted.iter().map(|(e, _)| e.raw.as_bytes()).collect();
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at, lease_owner)
-                 SELECT id, ts, 'pending', app, auth, name, msg, ts + $7, $8
-                 FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::bytea[])
-                      WITH ORDINALITY AS t(id, ts, app, auth, name, msg, ord)
-                 ORDER BY ord
-                 ON CONFLICT (id) DO NOTHING
-                 RETURNING id",
-            )
-            .await?;
-        let rows = tx
-            .query(
-                &insert,
-                &[
-                    &ids,
-                    &times,
-                    &apps,
-                    &authorizers,
-                    &names,
-                    &messages,
-                    &if lease_to_self { owner.lease_ms } else { 0 },
-                    &lease_to_self.then_some(owner.name.as_str()),
-                ],
-            )
-            .await?;
-        let mut inserted: HashSet<String> = rows
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?;
-        let stored = stored_ids(tx, &records, &seen).await?;
-        let new_ids = inserted.clone();
-        let mut duplicates: HashMap<&str, i32> = HashMap::new();
-        let mut latest = 0;
-        let mut audits = Vec::new();
-        for ((event, now), seen) in records.iter().zip(&seen) {
-            if *seen && !stored.contains(&event.id) && !new_ids.contains(&event.id) {
-                outcomes.push(Recorded::Replay);
-            } else if !*seen && inserted.remove(&event.id) {
-                outcomes.push(Recorded::New);
-                if event.category_audit().is_some() {
-                    audits.push((event, *now));
-                }
-            } else {
-                outcomes.push(Recorded::Duplicate);
-                *duplicates.entry(event.id.as_str()).or_default() += 1;
-                latest = latest.max(*now);
-            }
-        }
-        if !audits.is_empty() {
-            // One look instead of one update per audit: usually nothing awaits a result.
-            let open = tx
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM submissions WHERE status = 'pending')",
-                )
-                .await?;
-            let any_open: bool = tx.query_one(&open, &[]).await?.try_get(0)?;
-            if any_open {
-                for (event, now) in audits {
-                    resolve_submission(tx, event, now).await?;
-                }
-            }
-        }
-        if !duplicates.is_empty() {
-            let mut counted: Vec<(&str, i32)> = duplicates.into_iter().collect();
-            counted.sort_unstable();
-            let (ids, counts): (Vec<&str>, Vec<i32>) = counted.into_iter().unzip();
-            let update = tx
-                .prepare_cached(
-                    "UPDATE events e SET duplicates = e.duplicates + d.n, last_duplicate_at = $3
-                     FROM unnest($1::text[], $2::int4[]) AS d(id, n) WHERE e.id = d.id",
-                )
-                .await?;
-            tx.execute(&update, &[&ids, &counts, &latest]).await?;
-        }
-    }
+    let outcomes = if records.is_empty() {
+        Vec::new()
+    } else {
+        record_events(tx, &records, &keys, owner, lease_to_self).await?
+    };
     if !delivered.is_empty() {
         delivered.sort_unstable();
         let update = tx
@@ -350,4 +257,137 @@ async fn write_batch(
         tx.execute(&update, &[&delivered, &delivered_at]).await?;
     }
     Ok(outcomes)
+}
+
+/// Stores the batch's events: claims their request keys, inserts the new ones, counts the
+/// duplicates and resolves submissions; returns each record's outcome, in batch order.
+async fn record_events(
+    tx: &Transaction<'_>,
+    records: &[(&Event, i64)],
+    keys: &[Option<&str>],
+    owner: &Owner,
+    lease_to_self: bool,
+) -> Result<Vec<Recorded>, tokio_postgres::Error> {
+    let seen = claim_requests(tx, records, keys).await?;
+    let fresh: Vec<&(&Event, i64)> = records
+        .iter()
+        .zip(&seen)
+        .filter(|(_, seen)| !**seen)
+        .map(|(record, _)| record)
+        .collect();
+    let mut inserted = insert_new(tx, fresh, owner, lease_to_self).await?;
+    let stored = stored_ids(tx, records, &seen).await?;
+    let new_ids = inserted.clone();
+    let mut outcomes = Vec::with_capacity(records.len());
+    let mut duplicates: HashMap<&str, i32> = HashMap::new();
+    let mut latest = 0;
+    let mut audits = Vec::new();
+    for ((event, now), seen) in records.iter().zip(&seen) {
+        if *seen && !stored.contains(&event.id) && !new_ids.contains(&event.id) {
+            outcomes.push(Recorded::Replay);
+        } else if !*seen && inserted.remove(&event.id) {
+            outcomes.push(Recorded::New);
+            if event.category_audit().is_some() {
+                audits.push((*event, *now));
+            }
+        } else {
+            outcomes.push(Recorded::Duplicate);
+            *duplicates.entry(event.id.as_str()).or_default() += 1;
+            latest = latest.max(*now);
+        }
+    }
+    resolve_audits(tx, audits).await?;
+    count_duplicates(tx, duplicates, latest).await?;
+    Ok(outcomes)
+}
+
+/// Inserts the events, in id order so that two instances inserting overlapping batches take
+/// their locks in the same order; returns the ids that were new. Each new event starts
+/// leased to this instance (`next_attempt_at` is the lease's end while `lease_owner` is set).
+async fn insert_new(
+    tx: &Transaction<'_>,
+    mut sorted: Vec<&(&Event, i64)>,
+    owner: &Owner,
+    lease_to_self: bool,
+) -> Result<HashSet<String>, tokio_postgres::Error> {
+    sorted.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    let ids: Vec<&str> = sorted.iter().map(|(e, _)| e.id.as_str()).collect();
+    let times: Vec<i64> = sorted.iter().map(|(_, now)| *now).collect();
+    let apps: Vec<String> = sorted.iter().map(|(e, _)| text(&e.app)).collect();
+    let authorizers: Vec<Option<String>> = sorted
+        .iter()
+        .map(|(e, _)| e.authorizer_appid.as_deref().map(text))
+        .collect();
+    let names: Vec<String> = sorted.iter().map(|(e, _)| text(e.name())).collect();
+    let messages: Vec<&[u8]> = sorted.iter().map(|(e, _)| e.raw.as_bytes()).collect();
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at, lease_owner)
+             SELECT id, ts, 'pending', app, auth, name, msg, ts + $7, $8
+             FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::bytea[])
+                  WITH ORDINALITY AS t(id, ts, app, auth, name, msg, ord)
+             ORDER BY ord
+             ON CONFLICT (id) DO NOTHING
+             RETURNING id",
+        )
+        .await?;
+    let rows = tx
+        .query(
+            &insert,
+            &[
+                &ids,
+                &times,
+                &apps,
+                &authorizers,
+                &names,
+                &messages,
+                &if lease_to_self { owner.lease_ms } else { 0 },
+                &lease_to_self.then_some(owner.name.as_str()),
+            ],
+        )
+        .await?;
+    rows.iter().map(|r| r.try_get(0)).collect()
+}
+
+/// New category audits resolve their submissions; one look first, since usually nothing
+/// awaits a result.
+async fn resolve_audits(
+    tx: &Transaction<'_>,
+    audits: Vec<(&Event, i64)>,
+) -> Result<(), tokio_postgres::Error> {
+    if audits.is_empty() {
+        return Ok(());
+    }
+    let open = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM submissions WHERE status = 'pending')")
+        .await?;
+    let any_open: bool = tx.query_one(&open, &[]).await?.try_get(0)?;
+    if any_open {
+        for (event, now) in audits {
+            resolve_submission(tx, event, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Counts platform retries on the events they repeat.
+async fn count_duplicates(
+    tx: &Transaction<'_>,
+    duplicates: HashMap<&str, i32>,
+    latest: i64,
+) -> Result<(), tokio_postgres::Error> {
+    if duplicates.is_empty() {
+        return Ok(());
+    }
+    let mut counted: Vec<(&str, i32)> = duplicates.into_iter().collect();
+    counted.sort_unstable();
+    let (ids, counts): (Vec<&str>, Vec<i32>) = counted.into_iter().unzip();
+    let update = tx
+        .prepare_cached(
+            "UPDATE events e SET duplicates = e.duplicates + d.n, last_duplicate_at = $3
+             FROM unnest($1::text[], $2::int4[]) AS d(id, n) WHERE e.id = d.id",
+        )
+        .await?;
+    tx.execute(&update, &[&ids, &counts, &latest]).await?;
+    Ok(())
 }

@@ -92,6 +92,20 @@ pub(super) fn latest() -> i32 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
+/// A schema migrated by a newer wxpush is refused rather than misread.
+fn refuse_newer(applied: &[i32], schema: &str, target: &str) -> Result<(), StoreError> {
+    match applied.last() {
+        Some(&newest) if newest > latest() => Err(open_error(
+            target,
+            format!(
+                "schema {schema} is at version {newest}, made by a newer wxpush; this one knows versions up to {}. Run the newer wxpush, or point this one at another schema (postgres.schema)",
+                latest()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Creates `schema` if missing and applies the migrations it lacks, in one transaction.
 /// Returns the versions applied now (empty when the schema was current).
 pub(super) async fn migrate(
@@ -142,17 +156,7 @@ pub(super) async fn migrate(
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()
         .map_err(|e| fail(classify(&e)))?;
-    if let Some(&newest) = applied.last() {
-        if newest > latest() {
-            return Err(open_error(
-                target,
-                format!(
-                    "schema {schema} is at version {newest}, made by a newer wxpush; this one knows versions up to {}. Run the newer wxpush, or point this one at another schema (postgres.schema)",
-                    latest()
-                ),
-            ));
-        }
-    }
+    refuse_newer(&applied, schema, target)?;
     let mut now_applied = Vec::new();
     for migration in MIGRATIONS {
         if applied.contains(&migration.version) {

@@ -16,7 +16,10 @@ mod batch;
 mod errors;
 mod inbox;
 mod migrations;
+mod rows;
 mod tls;
+
+use rows::*;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -113,40 +116,7 @@ impl PostgresStore {
 
     async fn connect(config: &PostgresConfig, create: bool) -> Result<Self, StoreError> {
         let target = format!("{} (schema {})", config.target, config.schema);
-        let mut pg: tokio_postgres::Config =
-            config.url.expose().parse().map_err(|e| {
-                open_error(&target, format!("not a PostgreSQL connection URL: {e}"))
-            })?;
-        let options = format!(
-            "{} -c search_path={} -c statement_timeout={STATEMENT_TIMEOUT_MS}",
-            pg.get_options().unwrap_or_default(),
-            config.schema
-        );
-        pg.options(options.trim_start());
-        if pg.get_application_name().is_none() {
-            pg.application_name("wxpush");
-        }
-        if pg.get_connect_timeout().is_none() {
-            pg.connect_timeout(CONNECT_TIMEOUT);
-        }
-        let manager_config = ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        };
-        let manager = if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            let tls =
-                tls::connector(config.ca_file.as_deref()).map_err(|e| open_error(&target, e))?;
-            Manager::from_config(pg, tls, manager_config)
-        } else {
-            Manager::from_config(pg, NoTls, manager_config)
-        };
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .create_timeout(Some(CONNECT_TIMEOUT * 2))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(|e| open_error(&target, e))?;
+        let pool = pool(config, &target)?;
         let mut client = pool
             .get()
             .await
@@ -243,6 +213,46 @@ impl PostgresStore {
     }
 }
 
+/// The connection pool for `config`: wxpush's options (schema, statement timeout, name),
+/// TLS when the URL asks for it.
+fn pool(config: &PostgresConfig, target: &str) -> Result<Pool, StoreError> {
+    let mut pg: tokio_postgres::Config = config
+        .url
+        .expose()
+        .parse()
+        .map_err(|e| open_error(target, format!("not a PostgreSQL connection URL: {e}")))?;
+    let options = format!(
+        "{} -c search_path={} -c statement_timeout={STATEMENT_TIMEOUT_MS}",
+        pg.get_options().unwrap_or_default(),
+        config.schema
+    );
+    pg.options(options.trim_start());
+    if pg.get_application_name().is_none() {
+        pg.application_name("wxpush");
+    }
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        let tls = tls::connector(config.ca_file.as_deref()).map_err(|e| open_error(target, e))?;
+        Manager::from_config(pg, tls, manager_config)
+    } else {
+        Manager::from_config(pg, NoTls, manager_config)
+    };
+    let pool = Pool::builder(manager)
+        .max_size(config.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(CONNECT_TIMEOUT * 2))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .build()
+        .map_err(|e| open_error(target, e))?;
+    Ok(pool)
+}
+
 /// `host/pid/random`: unique per process, readable in `events show`.
 fn instance_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -266,151 +276,6 @@ pub(super) fn text(value: &str) -> String {
     } else {
         value.to_owned()
     }
-}
-
-/// Turns a failed column read into a store error saying what was being read.
-fn read(what: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError + Copy {
-    move |e| StoreError::Database(format!("reading {what}: {e}"))
-}
-
-fn row_to_record(row: &Row) -> Result<Record, StoreError> {
-    row_to_record_at(row, 0)
-}
-
-/// Reads [`EVENT_COLUMNS`] starting at column `base`.
-fn row_to_record_at(row: &Row, base: usize) -> Result<Record, StoreError> {
-    let get = |e: tokio_postgres::Error| StoreError::Database(format!("reading an event: {e}"));
-    let id: String = row.try_get(base).map_err(get)?;
-    let received_at: i64 = row.try_get(base + 1).map_err(get)?;
-    let status: String = row.try_get(base + 2).map_err(get)?;
-    let app: String = row.try_get(base + 3).map_err(get)?;
-    let authorizer: Option<String> = row.try_get(base + 4).map_err(get)?;
-    let message: Vec<u8> = row.try_get(base + 5).map_err(get)?;
-    let attempts: i32 = row.try_get(base + 6).map_err(get)?;
-    let last_error: Option<String> = row.try_get(base + 7).map_err(get)?;
-    let next_attempt_at: Option<i64> = row.try_get(base + 8).map_err(get)?;
-    let duplicates: i32 = row.try_get(base + 10).map_err(get)?;
-    let lease_owner: Option<String> = row.try_get(base + 11).map_err(get)?;
-    let status = Status::parse(&status).ok_or_else(|| StoreError::unknown_status(&status))?;
-    let lease = match (status, lease_owner, next_attempt_at) {
-        (Status::Pending, Some(owner), Some(until)) => Some(Lease { owner, until }),
-        _ => None,
-    };
-    Ok(StoredEvent {
-        id,
-        received_at,
-        status,
-        app,
-        authorizer_appid: authorizer,
-        message: String::from_utf8(message)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        attempts: u32::try_from(attempts).unwrap_or(0),
-        last_error,
-        next_attempt_at,
-        delivered_at: row.try_get(base + 9).map_err(get)?,
-        duplicates: u32::try_from(duplicates).unwrap_or(0),
-        lease,
-    }
-    .into())
-}
-
-fn row_to_quarantined(row: &Row) -> Result<QuarantinedPush, StoreError> {
-    let get = |e: tokio_postgres::Error| StoreError::Database(format!("reading quarantine: {e}"));
-    let query: String = row.try_get(4).map_err(get)?;
-    Ok(QuarantinedPush {
-        id: row.try_get(0).map_err(get)?,
-        received_at: row.try_get(1).map_err(get)?,
-        app: row.try_get(2).map_err(get)?,
-        authorizer_appid: row.try_get(3).map_err(get)?,
-        query: serde_json::from_str::<PushQuery>(&query).map_err(|e| {
-            StoreError::Database(format!(
-                "reading quarantine: its stored query is unreadable: {e}"
-            ))
-        })?,
-        body: row.try_get(5).map_err(get)?,
-        reason: row.try_get(6).map_err(get)?,
-    })
-}
-
-fn seq_of(row: &Row) -> Result<i64, StoreError> {
-    row.try_get(0)
-        .map_err(|e| StoreError::Database(format!("reading an event: {e}")))
-}
-
-/// A new category-audit event resolves the newest pending submission of the same app,
-/// categories and (where both know it) authorizer.
-pub(super) async fn resolve_submission(
-    client: &impl GenericClient,
-    event: &Event,
-    now: i64,
-) -> Result<(), tokio_postgres::Error> {
-    let Some(audit) = event.category_audit() else {
-        return Ok(());
-    };
-    let stmt = client
-        .prepare_cached(
-            "UPDATE submissions SET status = $1, reason = $2, resolved_at = $3, event_id = $4
-             WHERE seq = (SELECT seq FROM submissions
-                          WHERE status = 'pending' AND app = $5 AND first = $6 AND second = $7
-                            AND (authorizer_appid IS NULL OR $8::text IS NULL OR authorizer_appid = $8)
-                          ORDER BY seq DESC LIMIT 1)",
-        )
-        .await?;
-    client
-        .execute(
-            &stmt,
-            &[
-                &audit.result.as_str(),
-                &text(&audit.reason),
-                &now,
-                &event.id,
-                &text(&event.app),
-                &text(scalar_text(&audit.first).trim()),
-                &text(scalar_text(&audit.second).trim()),
-                &event.authorizer_appid.as_deref().map(text),
-            ],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Stores one event outside the batch (re-processed quarantine), inside `tx`.
-async fn insert_one(
-    tx: &deadpool_postgres::Transaction<'_>,
-    event: &Event,
-    now: i64,
-) -> Result<Recorded, tokio_postgres::Error> {
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at)
-             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $2)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .await?;
-    let inserted = tx
-        .execute(
-            &stmt,
-            &[
-                &event.id,
-                &now,
-                &text(&event.app),
-                &event.authorizer_appid.as_deref().map(text),
-                &text(event.name()),
-                &event.raw.as_bytes(),
-            ],
-        )
-        .await?;
-    if inserted == 1 {
-        resolve_submission(tx, event, now).await?;
-        return Ok(Recorded::New);
-    }
-    let stmt = tx
-        .prepare_cached(
-            "UPDATE events SET duplicates = duplicates + 1, last_duplicate_at = $2 WHERE id = $1",
-        )
-        .await?;
-    tx.execute(&stmt, &[&event.id, &now]).await?;
-    Ok(Recorded::Duplicate)
 }
 
 fn limit(n: usize) -> i64 {

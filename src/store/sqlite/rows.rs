@@ -1,0 +1,214 @@
+//! Statements and row mapping shared by the inbox and admin halves: inserting an event
+//! (with its request key and submission), reading rows back, mapping errors.
+
+use super::*;
+
+/// Runs `f`'s statements all or none: in a savepoint, rolled back if `f` fails. Only
+/// writes of more than one statement need it; a single failing statement undoes itself.
+pub(super) fn atomic<T>(
+    conn: &Connection,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    db(run(conn, "SAVEPOINT write"))?;
+    let result = f();
+    // After an error that rolled back the whole transaction, no savepoint is left.
+    if !conn.is_autocommit() {
+        if result.is_err() {
+            let _ = run(conn, "ROLLBACK TO write");
+        }
+        let _ = run(conn, "RELEASE write");
+    }
+    result
+}
+
+/// Runs a statement without parameters through the statement cache.
+pub(super) fn run(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute([])
+}
+
+/// Runs a statement through the statement cache: parsing SQL costs more than running these.
+pub(super) fn exec(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<usize, StoreError> {
+    let mut stmt = db(conn.prepare_cached(sql))?;
+    db(stmt.execute(params))
+}
+
+/// Maps SQLite errors to the kinds the service reacts to.
+pub(super) fn classify(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
+        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(e.to_string()),
+        _ => StoreError::Database(e.to_string()),
+    }
+}
+
+pub(super) fn db<T>(r: rusqlite::Result<T>) -> Result<T, StoreError> {
+    r.map_err(classify)
+}
+
+/// Inserts `event` (due at `due_at`) unless its id exists; counts the duplicate otherwise.
+pub(super) fn insert_event(
+    tx: &Tx<'_>,
+    event: &Event,
+    now: i64,
+    due_at: i64,
+    request_key: Option<&str>,
+) -> Result<Recorded, StoreError> {
+    if let Some(key) = request_key
+        && !claim_request(tx, key, now)?
+    {
+        // The same signed request was seen before: a platform retry of this event (counted
+        // as a duplicate), or a copy sent to another path or with another body, which
+        // neither creates nor re-attributes an event.
+        let stored = db(tx
+            .query_row(
+                "SELECT 1 FROM events WHERE id = ?1",
+                params![event.id],
+                |_| Ok(()),
+            )
+            .optional())?;
+        if stored.is_none() {
+            return Ok(Recorded::Replay);
+        }
+    }
+    if event.category_audit().is_some() && tx.has_open_submissions()? {
+        atomic(tx, || insert_event_then(tx, event, now, due_at, true))
+    } else {
+        insert_event_then(tx, event, now, due_at, false)
+    }
+}
+
+/// Records a request's key; false when it was already recorded (a replay).
+pub(super) fn claim_request(conn: &Connection, key: &str, now: i64) -> Result<bool, StoreError> {
+    Ok(exec(
+        conn,
+        "INSERT INTO requests (key, received_at) VALUES (?1, ?2) ON CONFLICT(key) DO NOTHING",
+        params![key, now],
+    )? == 1)
+}
+
+/// [`insert_event`]'s statements; a new event resolves a submission when `resolve` is set.
+pub(super) fn insert_event_then(
+    conn: &Connection,
+    event: &Event,
+    now: i64,
+    due_at: i64,
+    resolve: bool,
+) -> Result<Recorded, StoreError> {
+    let inserted = exec(conn,
+        "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at)
+         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT(id) DO NOTHING",
+        params![event.id, now, event.app, event.authorizer_appid, event.name(), event.raw, due_at],
+    )?;
+    if inserted == 1 {
+        if resolve {
+            resolve_submission(conn, event, now)?;
+        }
+        return Ok(Recorded::New);
+    }
+    exec(
+        conn,
+        "UPDATE events SET duplicates = duplicates + 1, last_duplicate_at = ?2 WHERE id = ?1",
+        params![event.id, now],
+    )?;
+    Ok(Recorded::Duplicate)
+}
+
+/// A new category-audit event resolves the newest pending submission of the same app,
+/// categories and (where both know it) authorizer.
+pub(super) fn resolve_submission(
+    conn: &Connection,
+    event: &Event,
+    now: i64,
+) -> Result<(), StoreError> {
+    let Some(audit) = event.category_audit() else {
+        return Ok(());
+    };
+    exec(
+        conn,
+        "UPDATE submissions SET status = ?1, reason = ?2, resolved_at = ?3, event_id = ?4
+         WHERE seq = (SELECT seq FROM submissions
+                      WHERE status = 'pending' AND app = ?5 AND first = ?6 AND second = ?7
+                        AND (authorizer_appid IS NULL OR ?8 IS NULL OR authorizer_appid = ?8)
+                      ORDER BY seq DESC LIMIT 1)",
+        params![
+            audit.result.as_str(),
+            audit.reason,
+            now,
+            event.id,
+            event.app,
+            scalar_text(&audit.first).trim(),
+            scalar_text(&audit.second).trim(),
+            event.authorizer_appid
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
+    let id: String = row.get(0)?;
+    let received_at: i64 = row.get(1)?;
+    let status: String = row.get(2)?;
+    let app: String = row.get(3)?;
+    let authorizer: Option<String> = row.get(4)?;
+    let message: String = row.get(5)?;
+    let attempts: u32 = row.get(6)?;
+    let last_error: Option<String> = row.get(7)?;
+    let status = Status::parse(&status).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            2,
+            rusqlite::types::Type::Text,
+            Box::new(StoreError::unknown_status(&status)),
+        )
+    })?;
+    let next_attempt_at: Option<i64> = row.get(8)?;
+    // A new event stored as held (due exactly HOLD_MS after it arrived, never attempted)
+    // is in the server's memory for delivery.
+    let lease = match next_attempt_at {
+        Some(until)
+            if status == Status::Pending
+                && attempts == 0
+                && until == received_at.saturating_add(HOLD_MS) =>
+        {
+            Some(Lease {
+                owner: HOLDER.to_owned(),
+                until,
+            })
+        }
+        _ => None,
+    };
+    Ok(StoredEvent {
+        id,
+        received_at,
+        status,
+        app,
+        authorizer_appid: authorizer,
+        message,
+        attempts,
+        last_error,
+        next_attempt_at,
+        delivered_at: row.get(9)?,
+        duplicates: row.get(10)?,
+        lease,
+    }
+    .into())
+}
+
+pub(super) fn row_to_quarantined(row: &Row<'_>) -> rusqlite::Result<QuarantinedPush> {
+    let query: String = row.get(4)?;
+    Ok(QuarantinedPush {
+        id: row.get(0)?,
+        received_at: row.get(1)?,
+        app: row.get(2)?,
+        authorizer_appid: row.get(3)?,
+        query: serde_json::from_str::<PushQuery>(&query).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        body: row.get(5)?,
+        reason: row.get(6)?,
+    })
+}
