@@ -2,37 +2,38 @@
 //! platforms, and hands each event to a handler.
 //!
 //! # The pipeline
-//! A push arrives over HTTP ([`server`]); its query and body are authenticated with the
-//! app's token ([`signature`]) and, in safe mode, the `Encrypt` field of the envelope is
-//! decrypted with the app's EncodingAESKey and checked for the app id ([`cipher`]), all
-//! orchestrated by [`push`]. The message is read leniently into an [`Event`] ([`fields`],
-//! [`event`]) that is never refused for its shape, stored durably and deduplicated
-//! ([`store`]), and only then answered `success`. The dispatcher ([`dispatch`]) hands stored
-//! events to the [`Handler`] ([`handler`]), retrying until it succeeds. Genuine pushes that
-//! cannot be decrypted are kept aside ([`quarantine`]) until the configuration is fixed.
+//! A push arrives over HTTP ([`server`]), which learns the app and authorizer from the path.
+//! The request path ([`push`]) decides the mode once, checks the signature with the app's
+//! token ([`push::signature`]) and, when encrypted, decrypts the `Encrypt` field and checks
+//! the app id ([`push::cipher`]). The message is read leniently into an [`Event`]
+//! ([`event::fields`], [`event`]) that is never refused for its shape, stored durably,
+//! deduplicated and checked for replays ([`store`]), and only then answered `success`. The
+//! dispatcher ([`dispatch`]) hands stored events to the [`Handler`] ([`handler`]), retrying
+//! until it succeeds. Genuine pushes that cannot be decrypted are kept aside
+//! ([`quarantine`]) until the configuration is fixed. [`service`] puts it together.
 //!
 //! # Layout
+//! In data-flow order, bottom up: leaves, then each stage, then what composes them. A
+//! module imports only from the rows above it in this table's order of dependence (leaves
+//! first); none imports its way back up.
+//!
 //! | module | holds |
 //! |---|---|
-//! | [`config`] | embedded defaults, file and env layering, validation |
-//! | [`app`], [`secret`] | one receiver identity; secrets that never print |
-//! | [`server`] | the HTTP edge: app and authorizer from the path, the URL-check and push routes, error → HTTP mapping, health and metrics, the accept loop with its connection limits, serve and shutdown |
-//! | [`push`] | the mode decision, signature checks, decryption, the request key for replay detection |
-//! | [`signature`] | `sha1(sort(parts))` and constant-time compare |
-//! | [`cipher`] | AES-256-CBC, PKCS#7/32, the frame, the key type |
-//! | [`fields`] | lenient XML/JSON reading into text fields |
-//! | [`event`] | typed events: common fields, category audit, generic |
-//! | [`store`] | the durable inbox: trait; SQLite (one instance, numbered migrations) and PostgreSQL (replicas, leases, migrations), both with group commit and replay detection |
-//! | [`dispatch`] | delivery with timeout, backoff and dead events; outcomes kept while the store refuses them; pruning |
+//! | [`clock`], [`secret`], [`escape`], [`observe`] | leaves: unix time and RFC 3339; secrets that never print; untrusted text made safe for logs and terminals; metric names and the Prometheus recorder |
+//! | [`event`] | the typed event (`mod.rs`), its id (`id.rs`) and JSON shape (`json.rs`); [`event::fields`]: the lenient XML/JSON reader (a fast path, and `lenient.rs` for the rest) |
+//! | [`push`] | the request path without HTTP: the mode decision, signature checks, decryption, the request key for replay detection; [`push::app`] (one receiver identity), [`push::signature`], [`push::cipher`] |
+//! | [`platform`] | the platform's HTTP APIs: [`platform::category`] (`addcategory`) |
+//! | [`handler`] | the `Handler` trait, its erased form, and the `log`, `webhook` and `command` handlers with their settings |
+//! | [`store`] | the durable inbox: interfaces by caller ([`store::Inbox`], [`store::Admin`], [`store::Submissions`]), records; `sqlite/` (one instance: writer, rows, schema and migrations, inbox, admin) and `postgres/` (replicas: batch writer, leases, migrations, rows, inbox, admin) |
+//! | [`dispatch`] | delivery with timeout, backoff and dead events; outcomes kept while the store refuses them (`outcomes.rs`); pruning (`prune.rs`) |
 //! | [`quarantine`] | re-processing quarantined pushes |
-//! | [`clock`] | unix time and RFC 3339 |
-//! | [`observe`] | metric names and the Prometheus recorder |
-//! | [`simulate`] | pushes built as the platform builds them |
-//! | [`diagnose`] | step-by-step checks of a captured push |
-//! | [`category_api`] | the `addcategory` client |
-//! | [`handler`] | the `Handler` trait, its erased form, the `log`, `webhook` and `command` handlers |
-//! | [`telemetry`] | tracing setup |
-//! | [`escape`] | untrusted text made safe for logs and terminals |
+//! | [`tools`] | beside the request path: [`tools::simulate`] (pushes built as the platform builds them), [`tools::diagnose`] (step-by-step checks of a captured push) |
+//! | [`config`] | embedded defaults, layering (`layers.rs`), the raw file format (`raw.rs`), validation by section (`validate.rs`), the masked view (`masked.rs`) |
+//! | [`telemetry`] | tracing setup, with escaped text fields |
+//! | [`server`] | the HTTP edge: app and authorizer from the path, the URL-check and push routes, error → HTTP mapping, health and metrics, the accept loop with its connection limits |
+//! | [`service`] | the composition root: opens the store, runs server, dispatcher and pruner until shutdown |
+//!
+//! The binary (`src/main.rs`, `src/cli/`) is a thin layer of subcommands over this library.
 //!
 //! # A server with your own handler
 //! The README's "Writing a handler" is the example: it is compiled with the doctests, and

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 mod layers;
 mod masked;
+mod numbers;
 mod raw;
 mod store;
 mod validate;

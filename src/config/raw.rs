@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{ConfigError, layers, store};
+use super::{ConfigError, layers};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,7 +18,7 @@ pub(super) struct RawConfig {
     pub(super) handler: String,
     pub(super) data_dir: String,
     pub(super) store: String,
-    pub(super) postgres: store::RawPostgres,
+    pub(super) postgres: RawPostgres,
     pub(super) max_clock_skew_secs: i64,
     pub(super) retention_days: i64,
     pub(super) delivery: RawDelivery,
@@ -138,4 +138,15 @@ fn without_value(message: &str) -> String {
     let kind = rest.split_whitespace().next().unwrap_or("value");
     let expected = rest.rsplit_once(", expected ").map_or("", |(_, e)| e);
     format!("expected {expected}, got a {kind}")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPostgres {
+    pub(super) url: String,
+    pub(super) schema: String,
+    pub(super) pool_size: i64,
+    pub(super) lease_secs: i64,
+    #[serde(default)]
+    pub(super) ca_file: String,
 }

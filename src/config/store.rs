@@ -2,23 +2,11 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use super::ConfigError;
-use super::validate::{positive, secs};
+use super::numbers::{positive, secs};
+use super::raw::RawPostgres;
 use crate::secret::Secret;
 use crate::store::{PostgresConfig, StoreKind};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawPostgres {
-    url: String,
-    schema: String,
-    pool_size: i64,
-    lease_secs: i64,
-    #[serde(default)]
-    ca_file: String,
-}
 
 /// Resolves `store` (empty = postgres when a URL is set, else sqlite) and validates the
 /// PostgreSQL settings it needs.

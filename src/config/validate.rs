@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::numbers::{positive, secs};
 use super::raw::{RawApp, RawCommand, RawConfig, RawDelivery, RawWebhook};
 use super::{Config, ConfigError, HttpLimits, LogFormat, store};
 use crate::dispatch::DeliveryPolicy;
@@ -158,22 +159,6 @@ fn validate_apps(first: RawApp, more: Vec<RawApp>) -> Result<(App, Vec<App>), Co
         extra_apps.push(extra);
     }
     Ok((app, extra_apps))
-}
-
-/// A whole number of seconds of at least `min`.
-pub(super) fn secs(value: i64, key: &str, min: i64) -> Result<Duration, ConfigError> {
-    Ok(Duration::from_secs(positive(value, key, min)? as u64))
-}
-
-pub(super) fn positive(value: i64, key: &str, min: i64) -> Result<usize, ConfigError> {
-    if value < min {
-        return Err(ConfigError::new(
-            key,
-            format!("expected an integer of at least {min}, got {value}"),
-        ));
-    }
-    usize::try_from(value)
-        .map_err(|_| ConfigError::new(key, format!("{value} is too large for this machine")))
 }
 
 fn validate_token(token: &str, key: &str) -> Result<Secret<String>, ConfigError> {

@@ -219,7 +219,7 @@ async fn observe_request(req: Request, next: Next) -> Response {
 }
 
 /// The sockets a server answers on: `public` for the platform, `admin` for the operations
-/// endpoints (when `None` and the configuration sets `admin_listen`, [`run`] binds it).
+/// endpoints (when `None` and the configuration sets `admin_listen`, [`crate::service::run`] binds it).
 #[derive(Debug)]
 pub struct Listeners {
     /// The address the platform pushes to (`listen`).

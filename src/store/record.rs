@@ -284,7 +284,7 @@ fn ser_opt_time<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S
 /// Which events to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {
-    /// Only this status (not `Quarantined`: see [`Store::quarantined`]).
+    /// Only this status (not `Quarantined`: see [`super::Admin::quarantined`]).
     pub status: Option<Status>,
     /// Only this event name (`Event`, `InfoType` or `MsgType`).
     pub event: Option<String>,
