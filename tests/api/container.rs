@@ -32,6 +32,8 @@ async fn the_binary_honours_the_container_contract() {
     let command = format!("env > {0}.env; cat > {0}.json", seen.display());
     let data_s = data.display().to_string();
     let envs = [
+        // tower_http's debug line says when a request is being handled.
+        ("RUST_LOG", "wxpush=info,tower_http=debug"),
         ("WXPUSH_LISTEN", "0.0.0.0:0"),
         ("WXPUSH_TOKEN", TOKEN),
         ("WXPUSH_ENCODING_AES_KEY", KEY),
@@ -86,7 +88,8 @@ async fn the_binary_honours_the_container_contract() {
     )
     .expect("send head");
     stream.flush().expect("flush");
-    std::thread::sleep(Duration::from_millis(200));
+    // The request is being handled (its headers are in) before the signal comes.
+    served.wait_for("started processing request");
     let pid = served.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -96,7 +99,8 @@ async fn the_binary_honours_the_container_contract() {
             .success()
     );
     let started = Instant::now();
-    std::thread::sleep(Duration::from_millis(300));
+    // Shutdown has begun before the rest of the body arrives.
+    served.wait_for("shutting down");
     stream.write_all(&body.as_bytes()[20..]).expect("send rest");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("read answer");

@@ -302,14 +302,15 @@ async fn previous_key_and_token_are_accepted_and_counted() {
     app.stop().await;
 }
 
-/// The value of the first sample whose name and labels start with `prefix` (0 when absent).
+/// The value of the first sample whose name and labels start with `prefix`; a missing
+/// sample fails the test (a gauge that was never set is not a zero).
 pub(crate) fn metric(text: &str, prefix: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("no sample {prefix:?} in:\n{text}"))
 }
 
 /// /healthz answers, /readyz checks the store and the dispatcher.

@@ -55,7 +55,13 @@ proptest! {
         Just("&amp;"), Just("&#x;"), Just("<?x?>"), Just("<!--"), Just("-->"), Just("\u{feff}"), Just("<c/>"), Just("text"),
     ], 0..40)) {
         let text: String = parts.concat();
-        let _ = Event::parse(&text, "demo", None);
+        let event = Event::parse(&text, "demo", None);
+        // Whatever the noise: the message is kept as received, the id is of the documented
+        // form and the same for the same text, and the JSON shape serializes.
+        proptest::prop_assert_eq!(&event.raw, &text);
+        proptest::prop_assert!(event.id.starts_with("evt_") && event.id.len() > 20, "{}", event.id);
+        proptest::prop_assert_eq!(&Event::parse(&text, "demo", None).id, &event.id);
+        proptest::prop_assert!(serde_json::to_string(&event).is_ok());
     }
 }
 

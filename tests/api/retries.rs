@@ -169,7 +169,12 @@ async fn a_wrong_app_id_quarantines_and_retry_quarantined_delivers_after_the_fix
             .await
             .expect("retry");
     assert_eq!((report.released, report.still_failing.len()), (1, 0));
-    fixed.store().stats().await.expect("stats");
+    let stats = fixed.store().stats().await.expect("stats");
+    assert_eq!(
+        (stats.quarantined, stats.pending + stats.delivered),
+        (0, 1),
+        "released as one event"
+    );
     let event = fixed.next_event().await;
     assert_eq!(event.create_time, Some(1_764_287_990));
     assert_eq!(fixed.store().stats().await.expect("stats").quarantined, 0);
