@@ -109,68 +109,101 @@ impl Dispatcher {
 
     /// Runs until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut abandoned = Vec::new();
         self.resume().await;
-        let mut unrecorded = Unrecorded::default();
+        let mut state = Round::default();
         while !*shutdown.borrow() {
-            unrecorded.apply(&*self.store).await;
+            state.unrecorded.apply(&*self.store).await;
             let now = clock::now_ms();
-            let due = match self.store.due(now, BATCH).await {
-                // An event whose outcome is still waiting to be written is not attempted
-                // again: its delivery already happened.
-                Ok(due) => due
-                    .into_iter()
-                    .filter(|r| !unrecorded.holds(&r.event.id))
-                    .collect::<Vec<_>>(),
+            match self.step(now, &mut state, &mut shutdown).await {
+                Ok(Step::Attempted { .. }) => {}
+                Ok(Step::Empty) => {
+                    let next = self.store.next_due_at().await.ok().flatten();
+                    let wait = next.map_or(POLL, |at| {
+                        Duration::from_millis(u64::try_from(at - now).unwrap_or(0)).min(POLL)
+                    });
+                    self.idle(wait, &mut shutdown).await;
+                }
                 Err(error) => {
                     tracing::error!(%error, "dispatcher: cannot read pending events");
                     self.idle(POLL, &mut shutdown).await;
-                    continue;
-                }
-            };
-            if due.is_empty() {
-                let next = self.store.next_due_at().await.ok().flatten();
-                let wait = next.map_or(POLL, |at| {
-                    Duration::from_millis(u64::try_from(at - now).unwrap_or(0)).min(POLL)
-                });
-                self.idle(wait, &mut shutdown).await;
-                continue;
-            }
-            // Marks of successful deliveries are queued as they happen and awaited together
-            // after the batch, so they share the store's group commit instead of one fsync
-            // per event. Until then a crash only means those events are delivered again.
-            let mut marks = Vec::new();
-            let mut due = due.into_iter();
-            while let Some(record) = due.next() {
-                if *shutdown.borrow() || !self.lease_covers_attempt(&record) {
-                    // Leased events not attempted go back at once rather than waiting for
-                    // their lease to expire.
-                    let unattempted = std::iter::once(record)
-                        .chain(due.by_ref())
-                        .map(|r| r.event.id)
-                        .collect();
-                    if let Err(error) = self.store.release(unattempted).await {
-                        tracing::warn!(%error, "cannot release leased events; they are taken again when the lease expires");
-                    }
-                    break;
-                }
-                match self.attempt(record, &mut shutdown).await {
-                    Attempt::Delivered(id, mark) => marks.push((id, mark)),
-                    Attempt::Failed(outcome, Ok(())) => drop(outcome),
-                    Attempt::Failed(outcome, Err(error)) => unrecorded.keep(outcome, &error),
-                    Attempt::Abandoned(id) => abandoned.push(id),
-                }
-            }
-            for (id, mark) in marks {
-                if let Err(error) = mark.await {
-                    unrecorded.keep(Outcome::Delivered(id), &error);
                 }
             }
         }
-        unrecorded.apply(&*self.store).await;
-        unrecorded.report_left();
-        self.give_back(abandoned).await;
+        state.unrecorded.apply(&*self.store).await;
+        state.unrecorded.report_left();
+        self.give_back(state.abandoned).await;
         tracing::debug!("dispatcher stopped");
+    }
+
+    /// One step, for tests: attempts every event due now, records the outcomes, and says
+    /// how it went; [`Step::Empty`] means nothing was due, so nothing more will happen
+    /// until something is stored, replayed or falls due.
+    ///
+    /// # Errors
+    /// The store's, when it cannot say what is due.
+    pub async fn deliver_due(&self) -> Result<Step, StoreError> {
+        let (_keep_open, mut never) = watch::channel(false);
+        let mut state = Round::default();
+        let step = self.step(clock::now_ms(), &mut state, &mut never).await;
+        state.unrecorded.apply(&*self.store).await;
+        step
+    }
+
+    /// Takes what is due at `now` and attempts it, in arrival order.
+    async fn step(
+        &self,
+        now: i64,
+        state: &mut Round,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Step, StoreError> {
+        // An event whose outcome is still waiting to be written is not attempted again:
+        // its delivery already happened.
+        let due: Vec<Record> = self
+            .store
+            .due(now, BATCH)
+            .await?
+            .into_iter()
+            .filter(|r| !state.unrecorded.holds(&r.event.id))
+            .collect();
+        if due.is_empty() {
+            return Ok(Step::Empty);
+        }
+        // Marks of successful deliveries are queued as they happen and awaited together
+        // after the batch, so they share the store's group commit instead of one fsync per
+        // event. Until then a crash only means those events are delivered again.
+        let (mut marks, mut failed) = (Vec::new(), 0);
+        let mut due = due.into_iter();
+        while let Some(record) = due.next() {
+            if *shutdown.borrow() || !self.lease_covers_attempt(&record) {
+                // Leased events not attempted go back at once rather than waiting for
+                // their lease to expire.
+                let unattempted = std::iter::once(record)
+                    .chain(due.by_ref())
+                    .map(|r| r.event.id)
+                    .collect();
+                if let Err(error) = self.store.release(unattempted).await {
+                    tracing::warn!(%error, "cannot release leased events; they are taken again when the lease expires");
+                }
+                break;
+            }
+            match self.attempt(record, shutdown).await {
+                Attempt::Delivered(id, mark) => marks.push((id, mark)),
+                Attempt::Failed(outcome, written) => {
+                    failed += 1;
+                    if let Err(error) = written {
+                        state.unrecorded.keep(outcome, &error);
+                    }
+                }
+                Attempt::Abandoned(id) => state.abandoned.push(id),
+            }
+        }
+        let delivered = marks.len();
+        for (id, mark) in marks {
+            if let Err(error) = mark.await {
+                state.unrecorded.keep(Outcome::Delivered(id), &error);
+            }
+        }
+        Ok(Step::Attempted { delivered, failed })
     }
 
     /// On start: events an earlier run of this instance held become due now.
@@ -290,6 +323,30 @@ impl Dispatcher {
         let written = outcome.write(&*self.store).await;
         Attempt::Failed(outcome, written)
     }
+}
+
+/// What one step of the dispatcher did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Events were due: this many were delivered, this many failed (and were rescheduled or
+    /// are dead).
+    Attempted {
+        /// Accepted by the handler.
+        delivered: usize,
+        /// Refused by the handler, or timed out.
+        failed: usize,
+    },
+    /// Nothing was due.
+    Empty,
+}
+
+/// What the dispatcher carries from one step to the next.
+#[derive(Debug, Default)]
+struct Round {
+    /// Outcomes the store refused, written again before every step.
+    unrecorded: Unrecorded,
+    /// Attempts still running when shutdown's grace ended: left to their leases.
+    abandoned: Vec<String>,
 }
 
 /// How one handler call ended.

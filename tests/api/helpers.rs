@@ -376,3 +376,32 @@ pub fn fresh_schema() -> String {
 pub fn pg_toml(url: &str, schema: &str) -> String {
     format!("\n[postgres]\nurl = \"{url}\"\nschema = \"{schema}\"\n")
 }
+
+/// After the servers have stopped: a dispatcher's step over `store` finds nothing due, so
+/// nothing stored is left to be delivered (again). Replaces waiting to see nothing happen.
+pub async fn assert_nothing_left_to_deliver(store: Arc<dyn Store>) {
+    struct Refuse;
+    impl Handler for Refuse {
+        async fn handle(&self, event: &Event) -> Result<(), BoxError> {
+            Err(format!("{} was still due", event.id).into())
+        }
+    }
+    let policy = wxpush::dispatch::DeliveryPolicy {
+        attempt_timeout: Duration::from_secs(5),
+        max_attempts: 3,
+        backoff_initial: Duration::from_millis(10),
+        backoff_max: Duration::from_secs(1),
+    };
+    let dispatcher = wxpush::dispatch::Dispatcher::new(
+        store,
+        BoxHandler::new(Refuse),
+        policy,
+        wxpush::dispatch::Wake::default(),
+    );
+    let step = dispatcher.deliver_due().await.expect("the store answers");
+    assert_eq!(
+        step,
+        wxpush::dispatch::Step::Empty,
+        "an event was still due"
+    );
+}

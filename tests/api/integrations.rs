@@ -11,7 +11,10 @@ use wxpush::handler::webhook;
 use wxpush::store::Status;
 use wxpush::{BoxHandler, CommandHandler, Event, Secret, WebhookHandler};
 
-use crate::helpers::{Behavior, TestApp, app_toml, vector, vector_event_id, wait_for_status};
+use crate::helpers::{
+    Behavior, TestApp, app_toml, assert_nothing_left_to_deliver, vector, vector_event_id,
+    wait_for_status,
+};
 
 /// Requests a test receiver saw: headers and body.
 type Seen = Arc<Mutex<Vec<(HeaderMap, String)>>>;
@@ -109,9 +112,10 @@ async fn webhook_retries_after_500_and_signs_every_request() {
             .is_some_and(|e| e.contains("500")),
         "{second}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(seen.lock().expect("lock").len(), 2, "delivered once");
+    let store = Arc::clone(app.store.as_ref().expect("store"));
     app.stop().await;
+    assert_eq!(seen.lock().expect("lock").len(), 2, "delivered once");
+    assert_nothing_left_to_deliver(store).await;
 }
 
 /// The command handler runs a real program: event JSON on stdin, key fields in env, no

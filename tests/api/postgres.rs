@@ -13,8 +13,8 @@ use wxpush::{Config, Event};
 
 use crate::cli::{Served, wxpush};
 use crate::helpers::{
-    TestApp, database_url, fresh_schema, pg_toml, signed_safe_push, vector, vectors,
-    wait_for_status,
+    TestApp, assert_nothing_left_to_deliver, database_url, fresh_schema, pg_toml, signed_safe_push,
+    vector, vectors, wait_for_status,
 };
 use crate::push::post_vector_suite;
 
@@ -103,8 +103,9 @@ async fn a_push_sent_to_two_replicas_is_stored_and_delivered_once() {
     let record = wait_for_status(&first, &id, Status::Delivered).await;
     assert_eq!(record.duplicates, 2);
     assert_eq!(record.attempts, 1);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let store = Arc::clone(first.store.as_ref().expect("store"));
     let delivered: Vec<Event> = [first.stop().await, second.stop().await].concat();
+    assert_nothing_left_to_deliver(store).await;
     assert_eq!(delivered.len(), 1, "{delivered:?}");
     assert_eq!(delivered[0].id, id);
 }
@@ -153,7 +154,7 @@ async fn two_replicas_share_the_queue_without_double_delivery() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let store = Arc::clone(first.store.as_ref().expect("store"));
     for (i, app) in [first, second].into_iter().enumerate() {
         for event in app.stop().await {
             by_replica[i] += 1;
@@ -164,6 +165,7 @@ async fn two_replicas_share_the_queue_without_double_delivery() {
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
     assert_eq!(by_replica.iter().sum::<usize>(), N as usize);
+    assert_nothing_left_to_deliver(store).await;
     eprintln!("deliveries per replica: {by_replica:?}");
 }
 
