@@ -84,7 +84,14 @@ pub async fn run(
         config.retention,
         stop_tx.subscribe(),
     ));
-    let state = AppState::new(config, store, wake, alive);
+    let state = AppState::new(
+        config.app.clone(),
+        config.extra_apps.clone(),
+        store,
+        wake,
+        alive,
+        config.max_clock_skew,
+    );
     let admin_task = admin.map(|listener| {
         let router = server::admin_router(state.clone());
         let mut stop = stop_tx.subscribe();

@@ -16,7 +16,9 @@ mod store;
 mod validate;
 
 pub use crate::handler::{CommandConfig, HandlerKind, WebhookConfig};
+pub use crate::server::HttpLimits;
 pub use crate::store::{PostgresConfig, StoreKind};
+pub use crate::telemetry::LogFormat;
 #[cfg(test)]
 use layers::{ENV_OVERRIDES, ValueKind};
 use layers::{apply_env, merge, parse_toml};
@@ -67,28 +69,6 @@ pub struct Config {
     pub app: App,
     /// Further apps, each at `/wechat/{name}` and `/wechat/{name}/{authorizer_appid}/callback`.
     pub extra_apps: Vec<App>,
-}
-
-/// Connection limits of the HTTP server: no client can hold a connection, or all of them,
-/// without sending requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HttpLimits {
-    /// A request's headers must be complete this long after its first byte (or after the
-    /// connection opened); otherwise the connection is closed.
-    pub header_timeout: Duration,
-    /// A keep-alive connection with no request for this long is closed.
-    pub idle_timeout: Duration,
-    /// Most connections open at once; further clients wait in the listen queue.
-    pub max_connections: usize,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// A configuration problem, naming the key (or file) and what was expected.

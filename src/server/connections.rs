@@ -20,7 +20,18 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower_service::Service as _;
 
-use crate::config::HttpLimits;
+/// Connection limits of the HTTP server: no client can hold a connection, or all of them,
+/// without sending requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request's headers must be complete this long after its first byte (or after the
+    /// connection opened); otherwise the connection is closed.
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Most connections open at once; further clients wait in the listen queue.
+    pub max_connections: usize,
+}
 
 /// Serves `router` on `listener` within `limits` until `shutdown` completes, then lets each
 /// connection finish its request in flight and closes it.

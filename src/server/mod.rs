@@ -32,11 +32,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use connections::HttpLimits;
 pub use error::ApiError;
 use error::Failure;
 use health::Readiness;
 
-use crate::config::{Config, HttpLimits};
 use crate::dispatch::Wake;
 use crate::observe;
 use crate::push::app::App;
@@ -70,19 +70,24 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State for `config`'s apps, storing into `store`; `wake` signals the dispatcher and
-    /// `dispatcher_alive` tells readiness whether it runs.
+    /// State for receiving with `default_app` (at `/wechat`) and `more_apps` (at
+    /// `/wechat/{name}`), storing into `store`; `wake` signals the dispatcher,
+    /// `dispatcher_alive` tells readiness whether it runs, and pushes further than
+    /// `max_clock_skew` from the clock are quarantined.
     pub fn new(
-        config: &Config,
+        default_app: App,
+        more_apps: Vec<App>,
         store: Arc<dyn Store>,
         wake: Wake,
         dispatcher_alive: Arc<AtomicBool>,
+        max_clock_skew: Option<Duration>,
     ) -> Self {
+        let apps = std::iter::once(default_app).chain(more_apps).map(Arc::new);
         Self {
-            apps: Arc::new(config.apps().cloned().map(Arc::new).collect()),
+            apps: Arc::new(apps.collect()),
             store,
             wake,
-            max_clock_skew: config.max_clock_skew,
+            max_clock_skew,
             dispatcher_alive,
             readiness: Arc::default(),
             metrics: observe::install(),
@@ -90,7 +95,7 @@ impl AppState {
     }
 
     fn default_app(&self) -> &Arc<App> {
-        // `Config` always has a default app, and `new` puts it first.
+        // `new` puts the default app first, and there always is one.
         &self.apps[0]
     }
 
