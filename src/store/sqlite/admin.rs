@@ -44,11 +44,10 @@ impl Admin for SqliteStore {
                         // to be delivered, and making it due would deliver it twice.
                         "UPDATE events SET status = 'pending', attempts = 0, delivered_at = NULL,
                      next_attempt_at = CASE
-                         WHEN status = 'pending' AND attempts = 0
-                              AND next_attempt_at = received_at + ?3 THEN next_attempt_at
+                         WHEN status = 'pending' AND held = 1 THEN next_attempt_at
                          ELSE ?2 END
                      WHERE id = ?1",
-                        params![id, now, HOLD_MS],
+                        params![id, now],
                     )?;
                 }
                 Ok(count)
@@ -88,7 +87,7 @@ impl Admin for SqliteStore {
             let now = clock::now_ms();
             atomic(tx, || {
                 // Its request was claimed when it was quarantined.
-                let recorded = insert_event(tx, &event, now, now, None)?;
+                let recorded = insert_event(tx, &event, now, false, None)?;
                 exec(
                     tx,
                     "DELETE FROM quarantine WHERE id = ?1",

@@ -18,7 +18,7 @@ impl Inbox for SqliteStore {
         let held = Arc::clone(&self.held);
         self.write_then(
             move |conn| {
-                insert_event(conn, &event, now, due_at, request_key.as_deref()).map(|r| (r, event))
+                insert_event(conn, &event, now, hold, request_key.as_deref()).map(|r| (r, event))
             },
             move |(recorded, event)| {
                 if hold && recorded == Recorded::New {
@@ -98,7 +98,7 @@ impl Inbox for SqliteStore {
             exec(
                 conn,
                 "UPDATE events SET status = 'delivered', attempts = attempts + 1,
-                 delivered_at = ?2, next_attempt_at = NULL WHERE id = ?1",
+                 delivered_at = ?2, next_attempt_at = NULL, held = 0 WHERE id = ?1",
                 params![id, clock::now_ms()],
             )?;
             Ok(())
@@ -120,7 +120,7 @@ impl Inbox for SqliteStore {
             exec(
                 conn,
                 "UPDATE events SET status = ?2, attempts = attempts + 1, last_error = ?3,
-                 next_attempt_at = ?4 WHERE id = ?1",
+                 next_attempt_at = ?4, held = 0 WHERE id = ?1",
                 params![id, status, error, retry_at],
             )?;
             Ok(())
@@ -134,10 +134,9 @@ impl Inbox for SqliteStore {
                 for id in &ids {
                     exec(
                         tx,
-                        "UPDATE events SET next_attempt_at = ?2
-                         WHERE id = ?1 AND status = 'pending' AND attempts = 0
-                           AND next_attempt_at = received_at + ?3",
-                        params![id, now, HOLD_MS],
+                        "UPDATE events SET next_attempt_at = ?2, held = 0
+                         WHERE id = ?1 AND status = 'pending' AND held = 1",
+                        params![id, now],
                     )?;
                 }
                 Ok(())
@@ -156,10 +155,10 @@ impl Inbox for SqliteStore {
                 serde_json::to_string(&keep).map_err(|e| StoreError::Database(e.to_string()))?;
             exec(
                 conn,
-                "UPDATE events SET next_attempt_at = ?1
-                 WHERE status = 'pending' AND attempts = 0 AND next_attempt_at = received_at + ?3
+                "UPDATE events SET next_attempt_at = ?1, held = 0
+                 WHERE status = 'pending' AND held = 1
                    AND id NOT IN (SELECT value FROM json_each(?2))",
-                params![clock::now_ms(), keep, HOLD_MS],
+                params![clock::now_ms(), keep],
             )
         })
     }

@@ -119,7 +119,7 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 const EVENT_COLUMNS: &str = "id, received_at, status, app, authorizer_appid, message, attempts, \
-                             last_error, next_attempt_at, delivered_at, duplicates";
+                             last_error, next_attempt_at, delivered_at, duplicates, held";
 
 impl SqliteStore {
     /// Opens (creating if needed) `data_dir/wxpush.db` and starts the writer thread.

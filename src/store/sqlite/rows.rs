@@ -49,12 +49,14 @@ pub(super) fn db<T>(r: rusqlite::Result<T>) -> Result<T, StoreError> {
     r.map_err(classify)
 }
 
-/// Inserts `event` (due at `due_at`) unless its id exists; counts the duplicate otherwise.
+/// Inserts `event` unless its id exists (counting the duplicate then): `held` when it is
+/// handed to the running server's dispatcher in memory (due only after [`HOLD_MS`] as a
+/// safety net), else due now.
 pub(super) fn insert_event(
     tx: &Tx<'_>,
     event: &Event,
     now: i64,
-    due_at: i64,
+    held: bool,
     request_key: Option<&str>,
 ) -> Result<Recorded, StoreError> {
     if let Some(key) = request_key
@@ -75,9 +77,9 @@ pub(super) fn insert_event(
         }
     }
     if event.category_audit().is_some() && tx.has_open_submissions()? {
-        atomic(tx, || insert_event_then(tx, event, now, due_at, true))
+        atomic(tx, || insert_event_then(tx, event, now, held, true))
     } else {
-        insert_event_then(tx, event, now, due_at, false)
+        insert_event_then(tx, event, now, held, false)
     }
 }
 
@@ -95,14 +97,23 @@ pub(super) fn insert_event_then(
     conn: &Connection,
     event: &Event,
     now: i64,
-    due_at: i64,
+    held: bool,
     resolve: bool,
 ) -> Result<Recorded, StoreError> {
     let inserted = exec(conn,
-        "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at)
-         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at, held)
+         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT(id) DO NOTHING",
-        params![event.id, now, event.app, event.authorizer_appid, event.name(), event.raw, due_at],
+        params![
+            event.id,
+            now,
+            event.app,
+            event.authorizer_appid,
+            event.name(),
+            event.raw,
+            if held { now + HOLD_MS } else { now },
+            held
+        ],
     )?;
     if inserted == 1 {
         if resolve {
@@ -166,19 +177,13 @@ pub(super) fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
         )
     })?;
     let next_attempt_at: Option<i64> = row.get(8)?;
-    // A new event stored as held (due exactly HOLD_MS after it arrived, never attempted)
-    // is in the server's memory for delivery.
+    // A new event handed to the running server's dispatcher in memory.
+    let held: bool = row.get(11)?;
     let lease = match next_attempt_at {
-        Some(until)
-            if status == Status::Pending
-                && attempts == 0
-                && until == received_at.saturating_add(HOLD_MS) =>
-        {
-            Some(Lease {
-                owner: HOLDER.to_owned(),
-                until,
-            })
-        }
+        Some(until) if held && status == Status::Pending => Some(Lease {
+            owner: HOLDER.to_owned(),
+            until,
+        }),
         _ => None,
     };
     Ok(StoredEvent {

@@ -7,14 +7,24 @@ use rusqlite::Connection;
 
 /// The schema's numbered steps after the original [`SCHEMA`], applied in order and recorded
 /// in `PRAGMA user_version`. Never edit a released one: add the next.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE IF NOT EXISTS requests (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE IF NOT EXISTS requests (
          key         TEXT PRIMARY KEY,
          received_at INTEGER NOT NULL
      ) WITHOUT ROWID;
      CREATE INDEX IF NOT EXISTS requests_received ON requests(received_at);",
-)];
+    ),
+    (
+        2,
+        // New events handed to the running server's dispatcher in memory say so in a
+        // column; before, they were told apart by being due exactly an hour after arrival.
+        "ALTER TABLE events ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+         UPDATE events SET held = 1
+          WHERE status = 'pending' AND attempts = 0 AND next_attempt_at = received_at + 3600000;",
+    ),
+];
 
 /// Creates the original schema if missing and applies the migrations the file lacks, in one
 /// transaction. Creating the schema is also the check that the file is writable: SQLite

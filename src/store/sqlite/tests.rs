@@ -144,3 +144,27 @@ async fn prune_removes_only_old_delivered_events() -> Result<(), StoreError> {
     assert_eq!((stats.delivered, stats.dead, stats.pending), (0, 1, 1));
     Ok(())
 }
+
+/// An inbox from before the `held` column: an event handed to the server in memory (due
+/// exactly an hour after arrival, never attempted) is marked held by the migration, shows
+/// its holder, and is given back at the next start.
+#[tokio::test]
+async fn held_events_of_an_older_inbox_stay_held_after_the_migration() -> Result<(), StoreError> {
+    let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+    let id = audit(7).id;
+    {
+        let store = SqliteStore::open(dir.path())?;
+        assert_eq!(store.record(audit(7), None).await?, Recorded::New);
+    }
+    let conn = Connection::open(dir.path().join(DB_FILE)).map_err(classify)?;
+    conn.execute_batch("ALTER TABLE events DROP COLUMN held; PRAGMA user_version = 1;")
+        .map_err(classify)?;
+    drop(conn);
+    let store = SqliteStore::open(dir.path())?;
+    let record = store.get(id.clone()).await?.ok_or(StoreError::Closed)?;
+    assert_eq!(record.lease.map(|l| l.owner).as_deref(), Some(HOLDER));
+    assert_eq!(store.take_over().await?, 1, "given back at start");
+    let record = store.get(id).await?.ok_or(StoreError::Closed)?;
+    assert!(record.lease.is_none());
+    Ok(())
+}
