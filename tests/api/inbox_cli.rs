@@ -252,7 +252,7 @@ wait $pid
 "#;
 
 /// The status of `GET /readyz`.
-async fn ready(client: &TestApp) -> u16 {
+pub(crate) async fn ready(client: &TestApp) -> u16 {
     client
         .client
         .get(format!("{}/readyz", client.base_url))
@@ -262,8 +262,9 @@ async fn ready(client: &TestApp) -> u16 {
         .unwrap_or(0)
 }
 
-fn wait_file(path: &std::path::Path) {
-    for _ in 0..200 {
+/// Waits (up to 20 s) for a control file the tmpfs scripts write.
+pub(crate) fn wait_file(path: &std::path::Path) {
+    for _ in 0..400 {
         if path.exists() {
             return;
         }

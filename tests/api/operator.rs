@@ -4,10 +4,10 @@
 
 use std::io::Read as _;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use crate::cli::{Served, wxpush};
 use crate::helpers::TestApp;
+use crate::inbox_cli::{ready, wait_file};
 
 const FORGED: &str = "ok\n2026-01-01T00:00:00.000000Z  INFO category audit app=FORGED first=666 result=\"passed\"\r\x1b[2K\x1b[31m";
 
@@ -246,26 +246,6 @@ fn audit_with(n: u32, reason: &str) -> String {
         "<xml><ToUserName><![CDATA[gh_o]]></ToUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[wxa_category_audit]]></Event><ret>2</ret><first>8</first><second>{n}</second><reason><![CDATA[{reason}]]></reason></xml>",
         1_764_000_000 + n
     )
-}
-
-async fn ready(client: &TestApp) -> u16 {
-    client
-        .client
-        .get(format!("{}/readyz", client.base_url))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-}
-
-fn wait_file(path: &std::path::Path) {
-    for _ in 0..400 {
-        if path.exists() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{} never appeared", path.display());
 }
 
 /// A 1 MiB tmpfs on the data dir with two spare files, 16 KiB (removed when `free_some`
