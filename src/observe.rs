@@ -1,9 +1,11 @@
-//! Metrics (Prometheus text format through the `metrics` facade) and the names wxpush
-//! records under. Health and readiness endpoints live in [`crate::server`].
+//! Metrics (Prometheus text format through the `metrics` facade), the names wxpush records
+//! under, and [`Metrics`], the registry each server owns. Health and readiness endpoints live in [`crate::server`].
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 /// Requests by `app` (`-` when none was resolved) and `outcome`: `ok`, `duplicate`, `replay`,
 /// `quarantined`, `bad_signature`, `unencrypted`, `bad_request`, `not_found`, `too_large`,
@@ -33,37 +35,64 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// How often histogram samples are folded into their buckets.
-const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+/// One server's metrics: a Prometheus registry of its own, so that two servers in one
+/// process (tests, or a program embedding wxpush) count apart. Cloning shares the registry.
+#[derive(Clone)]
+pub struct Metrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
 
-/// Installs the process-wide Prometheus recorder (once) and returns its handle. `None` when
-/// another recorder was installed first by the embedding program.
-pub fn install() -> Option<PrometheusHandle> {
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-                .ok()?
-                .build_recorder();
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok()?;
-            describe();
-            // Histogram samples accumulate until drained: without this, memory grows with
-            // every request between scrapes (found by the soak benchmark).
-            let upkeep = handle.clone();
-            std::thread::Builder::new()
-                .name("wxpush-metrics-upkeep".into())
-                .spawn(move || {
-                    loop {
-                        std::thread::sleep(UPKEEP_EVERY);
-                        upkeep.run_upkeep();
-                    }
-                })
-                .ok()?;
-            Some(handle)
-        })
-        .clone()
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// An empty registry with wxpush's metrics described and latency buckets set.
+    pub fn new() -> Self {
+        // The buckets are constant and valid; a builder refusing them keeps the defaults.
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = Arc::new(builder.build_recorder());
+        let handle = recorder.handle();
+        let metrics = Self { recorder, handle };
+        metrics.record(describe);
+        metrics
+    }
+
+    /// Runs `emit` (which uses the `metrics` macros) against this registry.
+    pub fn record<T>(&self, emit: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&*self.recorder, emit)
+    }
+
+    /// Counts one request outcome for `app` (a configured name, or `-`).
+    pub fn request(&self, app: &str, outcome: &'static str) {
+        self.record(|| {
+            metrics::counter!(REQUESTS, "app" => app.to_owned(), "outcome" => outcome).increment(1);
+        });
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Folds histogram samples into their buckets; without it, memory grows with every
+    /// request between scrapes (found by the soak benchmark). Run it every [`UPKEEP_EVERY`].
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
 }
 
 fn describe() {
@@ -95,9 +124,4 @@ fn describe() {
         PREVIOUS_CREDENTIALS,
         "Pushes that still used an app's previous token or key"
     );
-}
-
-/// Counts one request outcome for `app` (a configured name, or `-`).
-pub fn request(app: &str, outcome: &'static str) {
-    metrics::counter!(REQUESTS, "app" => app.to_owned(), "outcome" => outcome).increment(1);
 }

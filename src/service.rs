@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::dispatch::{self, Dispatcher, Wake};
 use crate::handler::BoxHandler;
+use crate::observe::{Metrics, UPKEEP_EVERY};
 use crate::server::{self, AppState, Listeners};
 use crate::store::{PostgresStore, SqliteStore, Store, StoreError, StoreKind};
 
@@ -72,7 +73,9 @@ pub async fn run(
     let wake = Wake::default();
     let alive = Arc::new(AtomicBool::new(true));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let dispatcher = Dispatcher::new(Arc::clone(&store), handler, config.delivery, wake.clone());
+    let metrics = Metrics::new();
+    let dispatcher = Dispatcher::new(Arc::clone(&store), handler, config.delivery, wake.clone())
+        .with_metrics(metrics.clone());
     let dispatcher_alive = Arc::clone(&alive);
     let dispatcher = tokio::spawn(async move {
         // Cleared however the dispatcher ends, a panic included: readiness reports it.
@@ -91,7 +94,9 @@ pub async fn run(
         wake,
         alive,
         config.max_clock_skew,
+        metrics.clone(),
     );
+    let upkeep = tokio::spawn(upkeep(metrics, stop_tx.subscribe()));
     let admin_task = admin.map(|listener| {
         let router = server::admin_router(state.clone());
         let mut stop = stop_tx.subscribe();
@@ -112,7 +117,7 @@ pub async fn run(
     {
         tracing::error!("the operations endpoints stopped abnormally");
     }
-    if dispatcher.await.is_err() || pruner.await.is_err() {
+    if dispatcher.await.is_err() || pruner.await.is_err() || upkeep.await.is_err() {
         tracing::error!("a background task stopped abnormally");
     }
     result
@@ -125,4 +130,14 @@ async fn bind_admin(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let bound = listener.local_addr()?;
     tracing::info!("operations endpoints (/healthz, /readyz, /metrics) on {bound}");
     Ok(listener)
+}
+
+/// Folds the metrics' histogram samples into buckets now and then, until `stop` turns true.
+async fn upkeep(metrics: Metrics, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        tokio::select! {
+            () = tokio::time::sleep(UPKEEP_EVERY) => metrics.upkeep(),
+            _ = stop.changed() => {}
+        }
+    }
 }

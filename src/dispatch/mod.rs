@@ -20,7 +20,7 @@ use crate::clock;
 use futures_util::future::BoxFuture;
 
 use crate::handler::BoxHandler;
-use crate::observe;
+use crate::observe::{self, Metrics};
 use crate::store::{Record, Store, StoreError};
 
 mod outcomes;
@@ -81,6 +81,7 @@ pub struct Dispatcher {
     handler: BoxHandler,
     policy: DeliveryPolicy,
     wake: Wake,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -104,7 +105,14 @@ impl Dispatcher {
             handler,
             policy,
             wake,
+            metrics: Metrics::new(),
         }
+    }
+
+    /// Counts into `metrics` (the server's registry) instead of a registry of its own.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Runs until `shutdown` turns true.
@@ -260,7 +268,8 @@ impl Dispatcher {
     /// marks the event delivered.
     async fn attempt(&self, record: Record, shutdown: &mut watch::Receiver<bool>) -> Attempt<'_> {
         let event = &record.event;
-        metrics::counter!(observe::DELIVERY_ATTEMPTS).increment(1);
+        self.metrics
+            .record(|| metrics::counter!(observe::DELIVERY_ATTEMPTS).increment(1));
         let started = std::time::Instant::now();
         let call = tokio::time::timeout(self.policy.attempt_timeout, self.handler.handle(event));
         tokio::pin!(call);
@@ -274,7 +283,9 @@ impl Dispatcher {
                 }
             },
         };
-        metrics::histogram!(observe::DELIVERY_DURATION).record(started.elapsed().as_secs_f64());
+        self.metrics.record(|| {
+            metrics::histogram!(observe::DELIVERY_DURATION).record(started.elapsed().as_secs_f64());
+        });
         let error = match outcome {
             Ok(Ok(())) => {
                 if record.attempts > 0 {
@@ -299,7 +310,9 @@ impl Dispatcher {
         } else {
             "dead"
         };
-        metrics::counter!(observe::DELIVERY_FAILURES, "outcome" => outcome).increment(1);
+        self.metrics.record(|| {
+            metrics::counter!(observe::DELIVERY_FAILURES, "outcome" => outcome).increment(1);
+        });
         let retry_at = (failures < self.policy.max_attempts).then(|| {
             let delay = self.policy.backoff(failures);
             clock::now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2)

@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::observe;
+use crate::observe::Metrics;
 use crate::push::PushError;
 use crate::store::StoreError;
 
@@ -45,8 +45,8 @@ pub(super) struct Failure {
 
 impl ApiError {
     /// The response for this error on a request to `app` (`-` when no app was resolved),
-    /// counted in `wxpush_requests_total`.
-    pub(super) fn respond(self, app: &str) -> Response {
+    /// counted in `metrics` under `wxpush_requests_total`.
+    pub(super) fn respond(self, app: &str, metrics: &Metrics) -> Response {
         let detail = self.to_string();
         let (status, outcome, text, is_error, what) = match &self {
             ApiError::Push(
@@ -102,7 +102,7 @@ impl ApiError {
                 "body too large",
             ),
         };
-        observe::request(app, outcome);
+        metrics.request(app, outcome);
         let mut response = (status, text).into_response();
         response.extensions_mut().insert(Failure {
             is_error,
@@ -110,11 +110,5 @@ impl ApiError {
             detail,
         });
         response
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        self.respond("-")
     }
 }

@@ -92,21 +92,16 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Prometheus text format; queue depths are read from the store at scrape time.
 async fn metrics(State(state): State<AppState>) -> Response {
-    let Some(handle) = &state.metrics else {
-        return (
-            StatusCode::NOT_FOUND,
-            "metrics are not enabled in this process",
-        )
-            .into_response();
-    };
     if let Ok(stats) = state.store.stats().await {
-        metrics::gauge!(observe::PENDING).set(stats.pending as f64);
-        metrics::gauge!(observe::DEAD).set(stats.dead as f64);
-        metrics::gauge!(observe::QUARANTINED).set(stats.quarantined as f64);
+        state.metrics.record(|| {
+            metrics::gauge!(observe::PENDING).set(stats.pending as f64);
+            metrics::gauge!(observe::DEAD).set(stats.dead as f64);
+            metrics::gauge!(observe::QUARANTINED).set(stats.quarantined as f64);
+        });
     }
     (
         [("content-type", "text/plain; version=0.0.4")],
-        handle.render(),
+        state.metrics.render(),
     )
         .into_response()
 }

@@ -24,9 +24,8 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -38,7 +37,7 @@ use error::Failure;
 use health::Readiness;
 
 use crate::dispatch::Wake;
-use crate::observe;
+use crate::observe::{self, Metrics};
 use crate::push::app::App;
 use crate::store::Store;
 
@@ -55,7 +54,7 @@ pub struct AppState {
     max_clock_skew: Option<Duration>,
     dispatcher_alive: Arc<AtomicBool>,
     readiness: Arc<Readiness>,
-    metrics: Option<PrometheusHandle>,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for AppState {
@@ -73,7 +72,7 @@ impl AppState {
     /// State for receiving with `default_app` (at `/wechat`) and `more_apps` (at
     /// `/wechat/{name}`), storing into `store`; `wake` signals the dispatcher,
     /// `dispatcher_alive` tells readiness whether it runs, and pushes further than
-    /// `max_clock_skew` from the clock are quarantined.
+    /// `max_clock_skew` from the clock are quarantined; `metrics` is this server's registry.
     pub fn new(
         default_app: App,
         more_apps: Vec<App>,
@@ -81,6 +80,7 @@ impl AppState {
         wake: Wake,
         dispatcher_alive: Arc<AtomicBool>,
         max_clock_skew: Option<Duration>,
+        metrics: Metrics,
     ) -> Self {
         let apps = std::iter::once(default_app).chain(more_apps).map(Arc::new);
         Self {
@@ -90,7 +90,7 @@ impl AppState {
             max_clock_skew,
             dispatcher_alive,
             readiness: Arc::default(),
-            metrics: observe::install(),
+            metrics,
         }
     }
 
@@ -128,9 +128,12 @@ pub fn router(state: AppState, body_limit_bytes: usize, admin_separate: bool) ->
             "/wechat/{seg}/{authorizer}/callback",
             get(routes::url_check).post(routes::push),
         )
-        .layer(middleware::from_fn(observe_request))
         .layer(middleware::from_fn_with_state(
-            body_limit_bytes,
+            state.clone(),
+            observe_request,
+        ))
+        .layer(middleware::from_fn_with_state(
+            (body_limit_bytes, state.metrics.clone()),
             refuse_announced_oversize,
         ));
     let app = if admin_separate {
@@ -167,7 +170,7 @@ fn layered(router: Router, body_limit_bytes: usize) -> Router {
 /// Answers 413 at once when `Content-Length` announces more than the limit, without waiting
 /// for a body that is not going to be read, and closes the connection.
 async fn refuse_announced_oversize(
-    State(limit): State<usize>,
+    State((limit, metrics)): State<(usize, Metrics)>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -178,7 +181,7 @@ async fn refuse_announced_oversize(
         .and_then(|v| v.trim().parse::<u64>().ok());
     match announced {
         Some(announced) if announced > limit as u64 => {
-            let mut response = ApiError::TooLarge { announced, limit }.into_response();
+            let mut response = ApiError::TooLarge { announced, limit }.respond("-", &metrics);
             response.headers_mut().insert(
                 header::CONNECTION,
                 header::HeaderValue::from_static("close"),
@@ -195,7 +198,7 @@ async fn refuse_announced_oversize(
 
 /// Times each push and URL check, and logs a failed one with its method and path (the
 /// query holds signatures and nonces, so it is never logged).
-async fn observe_request(req: Request, next: Next) -> Response {
+async fn observe_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let kind = if req.method() == axum::http::Method::GET {
         "url_check"
@@ -206,8 +209,10 @@ async fn observe_request(req: Request, next: Next) -> Response {
     // The path alone: a failed request is logged after the handler has consumed `req`.
     let path = req.uri().path().to_owned();
     let response = next.run(req).await;
-    metrics::histogram!(observe::REQUEST_DURATION, "kind" => kind)
-        .record(started.elapsed().as_secs_f64());
+    state.metrics.record(|| {
+        metrics::histogram!(observe::REQUEST_DURATION, "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+    });
     if let Some(failure) = response.extensions().get::<Failure>() {
         let Failure {
             is_error,

@@ -11,7 +11,7 @@ use super::target::Target;
 use super::{AppState, error::ApiError};
 use crate::clock;
 use crate::event::Event;
-use crate::observe;
+use crate::observe::{self, Metrics};
 use crate::push::app::App;
 use crate::push::{self, Message, PushError, PushQuery};
 use crate::store::{QuarantinedPush, Recorded, StoreError};
@@ -20,7 +20,7 @@ type RawQuery = Query<HashMap<String, String>>;
 
 /// `GET`: the platform's URL check; answers the `echostr` when the signature checks out.
 pub(super) async fn url_check(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     target: Target,
     Query(query): RawQuery,
 ) -> Response {
@@ -29,10 +29,10 @@ pub(super) async fn url_check(
     match push::url_check(app, &query) {
         Ok(echostr) => {
             tracing::info!(app = %app.name, "URL check passed");
-            observe::request(&app.name, "url_check");
+            state.metrics.request(&app.name, "url_check");
             echostr.to_owned().into_response()
         }
-        Err(e) => ApiError::from(e).respond(&app.name),
+        Err(e) => ApiError::from(e).respond(&app.name, &state.metrics),
     }
 }
 
@@ -48,14 +48,14 @@ pub(super) async fn push(
     match accept(&state, &target, PushQuery::from_map(query), body).await {
         Ok(outcome) => {
             state.readiness.push_stored();
-            observe::request(&name, outcome);
+            state.metrics.request(&name, outcome);
             "success".into_response()
         }
         Err(e) => {
             if let ApiError::Store(StoreError::Full(_)) = &e {
                 state.readiness.push_refused_for_space();
             }
-            e.respond(&name)
+            e.respond(&name, &state.metrics)
         }
     }
 }
@@ -86,7 +86,7 @@ async fn accept(
         }
         Err(e) => return Err(e.into()),
     };
-    note_previous_credentials(app, &message);
+    note_previous_credentials(app, &message, &state.metrics);
     let now_secs = clock::now_ms() / 1000;
     if let Err(reason) = push::check_timestamp(&message.timestamp, now_secs, state.max_clock_skew) {
         let key = message.request_key;
@@ -100,8 +100,10 @@ async fn accept(
     match state.store.record(event, Some(message.request_key)).await? {
         Recorded::New => {
             tracing::debug!(%id, event = %name, mode = ?message.mode, "stored");
-            metrics::counter!(observe::EVENTS, "app" => app.name.clone(), "event" => name, "result" => result)
-                .increment(1);
+            state.metrics.record(|| {
+                metrics::counter!(observe::EVENTS, "app" => app.name.clone(), "event" => name, "result" => result)
+                    .increment(1);
+            });
             state.wake.notify();
             Ok("ok")
         }
@@ -124,15 +126,17 @@ fn replayed(app: &App, authorizer: Option<&str>) -> &'static str {
 }
 
 /// Warns (and counts) when a push still uses an app's previous token or key.
-fn note_previous_credentials(app: &App, message: &Message) {
+fn note_previous_credentials(app: &App, message: &Message, metrics: &Metrics) {
     for (used, credential) in [
         (message.previous_token, "token"),
         (message.previous_key, "encoding_aes_key"),
     ] {
         if used {
             tracing::warn!(app = %app.name, credential, "a push still uses the previous {credential}; remove previous_{credential} once these warnings stop");
-            metrics::counter!(observe::PREVIOUS_CREDENTIALS, "app" => app.name.clone(), "credential" => credential)
-                .increment(1);
+            metrics.record(|| {
+                metrics::counter!(observe::PREVIOUS_CREDENTIALS, "app" => app.name.clone(), "credential" => credential)
+                    .increment(1);
+            });
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::response::Response;
 
 use super::{AppState, error::ApiError};
 use crate::escape::printable;
@@ -30,10 +31,10 @@ pub(super) struct Target {
 }
 
 impl FromRequestParts<AppState> for Target {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        resolve(state, parts.uri.path())
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        resolve(state, parts.uri.path()).map_err(|e| e.respond("-", &state.metrics))
     }
 }
 
