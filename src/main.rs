@@ -10,7 +10,7 @@ mod cli;
 /// mimalloc instead of the system allocator: a push allocates a few buffers over 1 KiB, which
 /// glibc's malloc handles on its slow path (bin consolidation); under load mimalloc needs
 /// about 6 µs less CPU per push. Transparent huge pages stay off (`no_thp`), which keeps
-/// the resident set within the benchmark's bound (see README, Performance).
+/// the resident set within the benchmark's bound (see docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
