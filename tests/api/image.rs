@@ -23,7 +23,7 @@ fn image() -> Option<String> {
         _ => {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but WXPUSH_TEST_IMAGE is not set: run the tests through .ci/test"
+                "CI=true but WXPUSH_TEST_IMAGE is not set: run the tests through `.ci/test cargo test`"
             );
             eprintln!("skipped: WXPUSH_TEST_IMAGE is not set (.ci/test builds the image)");
             None
