@@ -278,16 +278,8 @@ pub(crate) fn wait_file(path: &std::path::Path) {
 /// delivered.
 #[tokio::test]
 async fn a_full_data_dir_answers_503_and_acknowledges_nothing() {
-    let ctl = tempfile::tempdir().expect("temp dir");
-    let data = ctl.path().join("data");
-    std::fs::create_dir(&data).expect("mkdir");
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-rm", "sh", "-c", FULL_DISK_SCRIPT])
-        .env("DATA", &data)
-        .env("CTL", ctl.path())
-        .env("BIN", env!("CARGO_BIN_EXE_wxpush"))
-        .env("WXPUSH_DATA_DIR", &data);
-    let mut served = Served::start_command(cmd, &[]);
+    let (ctl, data) = namespace_dirs();
+    let mut served = serve_in_namespace(FULL_DISK_SCRIPT, ctl.path(), &data, &[]);
     let client = TestApp::client_for(&served.base_url);
     assert_eq!(client.push_safe("/wechat", &audit(1)).await.body, "success");
     assert_eq!(ready(&client).await, 200);
@@ -324,9 +316,7 @@ async fn a_full_data_dir_answers_503_and_acknowledges_nothing() {
 /// A data dir the process cannot write stops `serve` at start with a message naming it.
 #[test]
 fn a_read_only_data_dir_fails_at_start_with_a_clear_message() {
-    let ctl = tempfile::tempdir().expect("temp dir");
-    let data = ctl.path().join("data");
-    std::fs::create_dir(&data).expect("mkdir");
+    let (_ctl, data) = namespace_dirs();
     let out = Command::new("unshare")
         .args([
             "-rm",
@@ -344,4 +334,30 @@ fn a_read_only_data_dir_fails_at_start_with_a_clear_message() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot open the store at"), "{stderr}");
     assert!(stderr.contains("wxpush.db"), "{stderr}");
+}
+
+/// A control dir and, inside it, an empty data dir, for a server in a private mount
+/// namespace.
+pub(crate) fn namespace_dirs() -> (tempfile::TempDir, std::path::PathBuf) {
+    let ctl = tempfile::tempdir().expect("temp dir");
+    let data = ctl.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    (ctl, data)
+}
+
+/// `wxpush serve`, started by `script` in a private mount namespace (`unshare -rm`) with
+/// `DATA`, `CTL` and `BIN` set, the data dir as `WXPUSH_DATA_DIR`, and `envs`.
+pub(crate) fn serve_in_namespace(
+    script: &str,
+    ctl: &std::path::Path,
+    data: &std::path::Path,
+    envs: &[(&str, &str)],
+) -> Served {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-rm", "sh", "-c", script])
+        .env("DATA", data)
+        .env("CTL", ctl)
+        .env("BIN", env!("CARGO_BIN_EXE_wxpush"))
+        .env("WXPUSH_DATA_DIR", data);
+    Served::start_command(cmd, envs)
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use crate::cli::{Served, wxpush};
 use crate::helpers::TestApp;
-use crate::inbox_cli::{ready, wait_file};
+use crate::inbox_cli::{namespace_dirs, ready, serve_in_namespace, wait_file};
 
 const FORGED: &str = "ok\n2026-01-01T00:00:00.000000Z  INFO category audit app=FORGED first=666 result=\"passed\"\r\x1b[2K\x1b[31m";
 
@@ -149,16 +149,8 @@ async fn errors_name_what_they_are_about() {
 /// the disk, `/readyz` is 503 until pushes fit again, then 200 and pushes are stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_pushes_on_a_disk_the_inbox_filled() {
-    let ctl = tempfile::tempdir().expect("dir");
-    let data = ctl.path().join("data");
-    std::fs::create_dir(&data).expect("mkdir");
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-rm", "sh", "-c", SPARE_SCRIPT])
-        .env("DATA", &data)
-        .env("CTL", ctl.path())
-        .env("BIN", env!("CARGO_BIN_EXE_wxpush"))
-        .env("WXPUSH_DATA_DIR", &data);
-    let mut served = Served::start_command(cmd, &[]);
+    let (ctl, data) = namespace_dirs();
+    let mut served = serve_in_namespace(SPARE_SCRIPT, ctl.path(), &data, &[]);
     let client = TestApp::client_for(&served.base_url);
     let big = "x".repeat(24_000);
     let mut refused = false;
@@ -195,9 +187,7 @@ async fn readiness_follows_pushes_on_a_disk_the_inbox_filled() {
 /// returns, without a restart, and the handler is not called again.
 #[test]
 fn a_delivered_mark_refused_by_a_full_disk_is_kept_and_applied() {
-    let ctl = tempfile::tempdir().expect("dir");
-    let data = ctl.path().join("data");
-    std::fs::create_dir(&data).expect("mkdir");
+    let (ctl, data) = namespace_dirs();
     let calls = ctl.path().join("calls");
     // The handler fills the disk, then succeeds: marking the delivery cannot be written.
     let handler = format!(
@@ -206,18 +196,12 @@ fn a_delivered_mark_refused_by_a_full_disk_is_kept_and_applied() {
         data = data.display(),
         ctl = ctl.path().display()
     );
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-rm", "sh", "-c", FREE_ON_SIGNAL_SCRIPT])
-        .env("DATA", &data)
-        .env("CTL", ctl.path())
-        .env("BIN", env!("CARGO_BIN_EXE_wxpush"));
     let env = [
-        ("WXPUSH_DATA_DIR", data.to_str().expect("utf-8")),
         ("WXPUSH_HANDLER", "command"),
         ("WXPUSH_COMMAND_SHELL", "true"),
         ("WXPUSH_COMMAND", handler.as_str()),
     ];
-    let mut served = Served::start_command(cmd, &env);
+    let mut served = serve_in_namespace(FREE_ON_SIGNAL_SCRIPT, ctl.path(), &data, &env);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let client = TestApp::client_for(&served.base_url);
     let answer = runtime.block_on(client.push_safe("/wechat", &audit_with(1, "r")));
