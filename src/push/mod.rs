@@ -119,8 +119,14 @@ pub enum PushError {
         which: &'static str,
     },
     /// Signed correctly, but this configuration cannot decrypt it.
-    #[error("{0}")]
-    Undecryptable(CipherError),
+    #[error("{error}")]
+    Undecryptable {
+        /// Why decryption failed.
+        error: CipherError,
+        /// The verified request's key ([`request_key`]), for replay detection of the
+        /// quarantined push.
+        request_key: String,
+    },
     /// A plain-mode push for an app that requires encryption (`require_encryption`).
     #[error(
         "this app requires encrypted pushes (require_encryption): a plain-mode push is refused and not stored; set the console's message encryption mode to safe"
@@ -283,8 +289,12 @@ pub fn receive(app: &App, query: &PushQuery, body: &[u8]) -> Result<Message, Pus
         &[timestamp, nonce, encrypt],
         "msg_signature",
     )?;
+    let key = request_key(msg_signature, timestamp, nonce);
     let (plain, previous_key) =
-        decrypt_with_keys(app, encrypt).map_err(PushError::Undecryptable)?;
+        decrypt_with_keys(app, encrypt).map_err(|error| PushError::Undecryptable {
+            error,
+            request_key: key.clone(),
+        })?;
     Ok(Message {
         // Valid UTF-8 (the norm) becomes the text without a copy.
         text: String::from_utf8(plain)
@@ -294,7 +304,7 @@ pub fn receive(app: &App, query: &PushQuery, body: &[u8]) -> Result<Message, Pus
         timestamp: timestamp.to_owned(),
         previous_token,
         previous_key,
-        request_key: request_key(msg_signature, timestamp, nonce),
+        request_key: key,
     })
 }
 

@@ -81,7 +81,7 @@ fn every_shared_vector_gets_its_expected_outcome() -> Result<(), serde_json::Err
         }
         let outcome = receive(app, &q, body.as_bytes());
         match (&expect["status"], outcome) {
-            (Value::String(s), Err(PushError::Undecryptable(_))) if s == "operator-error" => {}
+            (Value::String(s), Err(PushError::Undecryptable { .. })) if s == "operator-error" => {}
             (status, Err(PushError::BadSignature { .. })) if status == 401 => {}
             (
                 status,

@@ -73,7 +73,7 @@ impl ApiError {
                 "plain-mode push refused: the app requires encryption",
             ),
             // The push route quarantines these; kept so the mapping is total.
-            ApiError::Push(PushError::Undecryptable(_)) => (
+            ApiError::Push(PushError::Undecryptable { .. }) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "quarantined",
                 "cannot decrypt with this configuration".to_owned(),

@@ -72,17 +72,11 @@ async fn accept(
     let authorizer = target.authorizer.as_deref();
     let message = match push::receive(app, &query, &body) {
         Ok(message) => message,
-        Err(PushError::Undecryptable(e)) => {
+        Err(PushError::Undecryptable { error, request_key }) => {
             let reason = format!(
-                "{e}; check the app's encoding_aes_key and appid, then run `wxpush events retry-quarantined`"
+                "{error}; check the app's encoding_aes_key and appid, then run `wxpush events retry-quarantined`"
             );
-            // Only a push whose msg_signature checked out gets this far.
-            let key = push::request_key(
-                query.msg_signature.as_deref().unwrap_or_default(),
-                query.timestamp.as_deref().unwrap_or_default(),
-                query.nonce.as_deref().unwrap_or_default(),
-            );
-            return quarantine(state, app, query, body, authorizer, reason, key).await;
+            return quarantine(state, app, query, body, authorizer, reason, request_key).await;
         }
         Err(e) => return Err(e.into()),
     };
