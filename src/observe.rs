@@ -15,12 +15,14 @@ pub const REQUESTS: &str = "wxpush_requests_total";
 pub const REQUEST_DURATION: &str = "wxpush_request_duration_seconds";
 /// New events stored, by `app`, `event` name and category-audit `result`.
 pub const EVENTS: &str = "wxpush_events_total";
-/// Handler calls.
+/// Handler calls (probes of paused routes included), by `route`.
 pub const DELIVERY_ATTEMPTS: &str = "wxpush_delivery_attempts_total";
-/// Handler calls that failed or timed out, by `outcome` (`retry` or `dead`).
+/// Handler calls that failed or timed out, by `route` and `outcome` (`retry` or `dead`).
 pub const DELIVERY_FAILURES: &str = "wxpush_delivery_failures_total";
-/// Handler call latency in seconds.
+/// Handler call latency in seconds, by `route`.
 pub const DELIVERY_DURATION: &str = "wxpush_delivery_duration_seconds";
+/// 1 while a route is paused by its breaker, else 0, by `route`.
+pub const ROUTE_PAUSED: &str = "wxpush_route_paused";
 /// Events waiting for delivery.
 pub const PENDING: &str = "wxpush_events_pending";
 /// Events whose attempts are exhausted.
@@ -113,6 +115,10 @@ fn describe() {
         DELIVERY_DURATION,
         metrics::Unit::Seconds,
         "Handler call latency"
+    );
+    describe_gauge!(
+        ROUTE_PAUSED,
+        "1 while a route is paused after consecutive failures"
     );
     describe_gauge!(PENDING, "Events waiting for delivery");
     describe_gauge!(DEAD, "Events whose attempts are exhausted");

@@ -6,6 +6,7 @@
 //! path's steps again; those that now decrypt become ordinary pending events (deduplicated
 //! like any push) and leave the quarantine.
 
+use crate::dispatch::Routing;
 use crate::event::Event;
 use crate::push;
 use crate::push::app::App;
@@ -22,12 +23,17 @@ pub struct RetryReport {
     pub still_failing: Vec<(String, String)>,
 }
 
-/// Re-processes every quarantined push for the apps in `apps` (matched by name). The
+/// Re-processes every quarantined push for the apps in `apps` (matched by name), storing
+/// the events with a delivery per route of `routing` that takes them. The
 /// timestamp window is not applied: re-processing is the operator's deliberate choice.
 ///
 /// # Errors
 /// [`StoreError`] when the store cannot be read or written.
-pub async fn retry_all(store: &dyn Store, apps: &[App]) -> Result<RetryReport, StoreError> {
+pub async fn retry_all(
+    store: &dyn Store,
+    apps: &[App],
+    routing: &Routing,
+) -> Result<RetryReport, StoreError> {
     let mut report = RetryReport::default();
     for push in store.quarantined(usize::MAX).await? {
         let Some(app) = apps.iter().find(|a| a.name == push.app) else {
@@ -40,7 +46,8 @@ pub async fn retry_all(store: &dyn Store, apps: &[App]) -> Result<RetryReport, S
             Ok(message) => {
                 let event =
                     Event::parse(&message.text, &app.name, push.authorizer_appid.as_deref());
-                match store.release_quarantined(push.id, event).await? {
+                let routes = routing.routes_for(&event);
+                match store.release_quarantined(push.id, event, routes).await? {
                     Recorded::New => report.released += 1,
                     Recorded::Duplicate | Recorded::Replay => report.duplicates += 1,
                 }

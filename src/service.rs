@@ -1,4 +1,4 @@
-//! The composition root: opens the store and builds the handler from the [`Config`], then
+//! The composition root: opens the store and builds the routes' handlers from the [`Config`], then
 //! runs the HTTP server, the dispatcher and the pruner together until shutdown. Stages never
 //! read the configuration themselves; this module hands each its settings.
 
@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::dispatch::{self, Dispatcher, Wake};
+use crate::dispatch::{self, Dispatcher, Route, Routes, Wake};
+#[cfg(doc)]
 use crate::handler::BoxHandler;
 use crate::observe::{Metrics, UPKEEP_EVERY};
 use crate::server::{self, AppState, Listeners};
@@ -51,8 +52,30 @@ impl Drop for AliveGuard {
     }
 }
 
+/// Builds the handler of every configured route.
+///
+/// # Errors
+/// Naming the route, when a webhook's HTTP client cannot be built.
+pub fn routes(config: &Config) -> Result<Routes, String> {
+    let mut routes = Vec::with_capacity(config.routes.len());
+    for route in &config.routes {
+        let handler = crate::handler::from_config(&route.handler).map_err(|e| {
+            format!(
+                "setting up the {} handler of route {}: {e}",
+                route.handler.name(),
+                route.filter.name
+            )
+        })?;
+        routes.push(Route {
+            filter: route.filter.clone(),
+            handler,
+        });
+    }
+    Ok(Routes(routes))
+}
+
 /// Runs the whole service for `config` on `listeners`, storing into `store` and delivering
-/// to `handler`: starts the dispatcher and the pruner, serves until `shutdown`, finishes the
+/// to `routes` (a [`BoxHandler`] is the one route `default`): starts the dispatcher and the pruner, serves until `shutdown`, finishes the
 /// requests in flight, then stops the dispatcher (an attempt in flight gets a short grace).
 ///
 /// # Errors
@@ -60,7 +83,7 @@ impl Drop for AliveGuard {
 pub async fn run(
     config: &Config,
     store: Arc<dyn Store>,
-    handler: BoxHandler,
+    routes: impl Into<Routes>,
     listeners: impl Into<Listeners>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -74,8 +97,15 @@ pub async fn run(
     let alive = Arc::new(AtomicBool::new(true));
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = Metrics::new();
-    let dispatcher = Dispatcher::new(Arc::clone(&store), handler, config.delivery, wake.clone())
-        .with_metrics(metrics.clone());
+    let routes: Routes = routes.into();
+    let routing = routes.routing();
+    let dispatcher = Dispatcher::new(
+        Arc::clone(&store),
+        routes,
+        config.delivery.clone(),
+        wake.clone(),
+    )
+    .with_metrics(metrics.clone());
     let dispatcher_alive = Arc::clone(&alive);
     let dispatcher = tokio::spawn(async move {
         // Cleared however the dispatcher ends, a panic included: readiness reports it.
@@ -95,7 +125,8 @@ pub async fn run(
         alive,
         config.max_clock_skew,
         metrics.clone(),
-    );
+    )
+    .with_routing(routing);
     let upkeep = tokio::spawn(upkeep(metrics, stop_tx.subscribe()));
     let admin_task = admin.map(|listener| {
         let router = server::admin_router(state.clone());

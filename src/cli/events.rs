@@ -106,6 +106,7 @@ async fn list(
             status,
             event,
             limit,
+            ..ListFilter::default()
         })
         .await?;
     if json {
@@ -119,17 +120,18 @@ async fn list(
         return Ok(());
     }
     outln!(
-        "{:<28}  {:<24}  {:<9}  {:<8}  {:<24}  {:>8}  DETAIL",
+        "{:<28}  {:<24}  {:<9}  {:<10}  {:<8}  {:<24}  {:>8}  DETAIL",
         "ID",
         "RECEIVED",
         "STATUS",
+        "ROUTE",
         "APP",
         "EVENT",
         "ATTEMPTS"
     )?;
     for record in &records {
         outln!(
-            "{:<28}  {:<24}  {:<9}  {:<8}  {:<24}  {:>8}  {}",
+            "{:<28}  {:<24}  {:<9}  {:<10}  {:<8}  {:<24}  {:>8}  {}",
             record.event.id,
             record
                 .event
@@ -137,6 +139,7 @@ async fn list(
                 .map(clock::rfc3339)
                 .unwrap_or_default(),
             record.status.as_str(),
+            route_name(&record.route),
             Printable(&record.event.app),
             Printable(record.event.name()),
             record.attempts,
@@ -193,28 +196,59 @@ async fn show(store: &dyn Store, id: &str) -> anyhow::Result<()> {
         print_block(&String::from_utf8_lossy(&push.body))?;
         return Ok(());
     }
-    let Some(record) = store.get(id.to_owned()).await? else {
+    let records = store.get(id.to_owned()).await?;
+    let Some(record) = records.first() else {
         bail!(
             "no event with id {} (`wxpush events list` shows the ids)",
             Printable(id)
         );
     };
-    outln!("{}", serde_json::to_string_pretty(&record)?)?;
+    outln!("{}", serde_json::to_string_pretty(record)?)?;
     outln!("duplicates answered: {}", record.duplicates)?;
-    match (&record.lease, record.next_attempt_at) {
-        (Some(lease), _) => outln!(
-            "leased to {} until {} (then any instance may take it)",
-            lease.owner,
-            clock::rfc3339(lease.until)
-        )?,
-        (None, Some(at)) => outln!("next attempt: {}", clock::rfc3339(at))?,
-        (None, None) => {}
-    }
-    if let Some(at) = record.delivered_at {
-        outln!("delivered at: {}", clock::rfc3339(at))?;
+    outln!("deliveries, one per route:")?;
+    for record in &records {
+        show_delivery(record)?;
     }
     outln!("raw message:")?;
     print_block(&record.event.raw)?;
+    Ok(())
+}
+
+/// A route's name as printed: the delivered-to-nobody route has none.
+fn route_name(route: &str) -> Printable<'_> {
+    Printable(if route.is_empty() {
+        "(no route)"
+    } else {
+        route
+    })
+}
+
+/// One route's delivery state, on a few indented lines.
+fn show_delivery(record: &Record) -> std::io::Result<()> {
+    if record.route.is_empty() {
+        return outln!("  no route takes this event: stored, delivered to none");
+    }
+    outln!(
+        "  {}: {}, {} attempt(s)",
+        route_name(&record.route),
+        record.status.as_str(),
+        record.attempts
+    )?;
+    if let Some(error) = &record.last_error {
+        outln!("    last error: {}", Printable(error))?;
+    }
+    match (&record.lease, record.next_attempt_at) {
+        (Some(lease), _) => outln!(
+            "    leased to {} until {} (then any instance may take it)",
+            Printable(&lease.owner),
+            clock::rfc3339(lease.until)
+        )?,
+        (None, Some(at)) => outln!("    next attempt: {}", clock::rfc3339(at))?,
+        (None, None) => {}
+    }
+    if let Some(at) = record.delivered_at {
+        outln!("    delivered at: {}", clock::rfc3339(at))?;
+    }
     Ok(())
 }
 
@@ -238,7 +272,7 @@ async fn replay(store: &dyn Store, ids: Vec<String>, dead: bool) -> anyhow::Resu
     }
     let mut missing = Vec::new();
     for id in &ids {
-        if store.get(id.clone()).await?.is_none() {
+        if store.get(id.clone()).await?.is_empty() {
             missing.push(Printable(id).to_string());
         }
     }
@@ -283,8 +317,12 @@ async fn stats(store: &dyn Store, json: bool) -> anyhow::Result<()> {
 }
 
 async fn retry_quarantined(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
-    let report =
-        wxpush::quarantine::retry_all(store, &config.apps().cloned().collect::<Vec<_>>()).await?;
+    let report = wxpush::quarantine::retry_all(
+        store,
+        &config.apps().cloned().collect::<Vec<_>>(),
+        &config.routing(),
+    )
+    .await?;
     outln!(
         "{} released as new events, {} were duplicates, {} still failing",
         report.released,

@@ -20,11 +20,18 @@ pub(crate) fn serve(config: &Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        let handler = wxpush::handler::from_config(&config.handler)
-            .map_err(|e| anyhow::anyhow!("setting up the {} handler: {e}", config.handler.name()))?;
+        for deprecation in &config.deprecations {
+            tracing::warn!("{deprecation}");
+        }
+        let routes = wxpush::service::routes(config).map_err(|e| anyhow::anyhow!(e))?;
         let apps: Vec<&str> = config.apps().map(|a| a.name.as_str()).collect();
-        tracing::info!(apps = ?apps, handler = config.handler.name(), store = %config.store_description(), "listening on {addr}");
-        wxpush::service::run(config, store, handler, listener, shutdown_signal())
+        let named: Vec<String> = config
+            .routes
+            .iter()
+            .map(|r| format!("{} ({})", r.filter.name, r.handler.name()))
+            .collect();
+        tracing::info!(apps = ?apps, routes = ?named, store = %config.store_description(), "listening on {addr}");
+        wxpush::service::run(config, store, routes, listener, shutdown_signal())
             .await
             .context("serving")?;
         tracing::info!("stopped");

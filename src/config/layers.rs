@@ -74,6 +74,26 @@ pub(super) const ENV_OVERRIDES: &[(&str, &[&str], ValueKind)] = &[
         ValueKind::Integer,
     ),
     (
+        "WXPUSH_DELIVERY_RETRY_SCHEDULE_SECS",
+        &["delivery", "retry_schedule_secs"],
+        ValueKind::Integers,
+    ),
+    (
+        "WXPUSH_DELIVERY_CONCURRENCY",
+        &["delivery", "concurrency"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_DELIVERY_BREAKER_FAILURES",
+        &["delivery", "breaker_failures"],
+        ValueKind::Integer,
+    ),
+    (
+        "WXPUSH_DELIVERY_BREAKER_PROBE_SECS",
+        &["delivery", "breaker_probe_secs"],
+        ValueKind::Integer,
+    ),
+    (
         "WXPUSH_DELIVERY_MAX_ATTEMPTS",
         &["delivery", "max_attempts"],
         ValueKind::Integer,
@@ -136,6 +156,15 @@ pub(super) const ENV_OVERRIDES: &[(&str, &[&str], ValueKind)] = &[
     ),
 ];
 
+/// Keys that still work but are no longer in the defaults: setting one logs what to write
+/// instead.
+#[cfg(test)]
+pub(super) const DEPRECATED: &[&str] = &[
+    "delivery.max_attempts",
+    "delivery.backoff_initial_ms",
+    "delivery.backoff_max_secs",
+];
+
 /// How an environment variable's text becomes a TOML value.
 #[derive(Clone, Copy)]
 pub(super) enum ValueKind {
@@ -143,6 +172,8 @@ pub(super) enum ValueKind {
     Text,
     /// A decimal integer.
     Integer,
+    /// Decimal integers separated by commas, as an array (empty text: none).
+    Integers,
     /// Words separated by whitespace, as an array (a program and its arguments).
     Words,
     /// `true`/`false` (also `1`/`0`, `yes`/`no`).
@@ -210,6 +241,20 @@ pub(super) fn apply_env(
                 .map_err(|_| {
                     ConfigError::new(*var, format!("expected an integer, got '{text}'"))
                 })?,
+            ValueKind::Integers => toml::Value::Array(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(|t| {
+                        t.parse::<i64>().map(toml::Value::Integer).map_err(|_| {
+                            ConfigError::new(
+                                *var,
+                                format!("expected integers separated by commas, like 5,300,1800; got '{text}'"),
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
             ValueKind::Words => toml::Value::Array(
                 text.split_whitespace()
                     .map(|w| toml::Value::String(w.to_owned()))

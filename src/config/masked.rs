@@ -12,7 +12,7 @@ impl Config {
             LogFormat::Json => "json",
         };
         let mut out = format!(
-            "listen = \"{}\"\nadmin_listen = \"{}\"\nallow_demo_credentials = {}\nbody_limit_bytes = {}\nhandler = \"{}\"\ndata_dir = \"{}\"\nstore = \"{}\"\nmax_clock_skew_secs = {}\nretention_days = {}\n\n[http]\nheader_timeout_secs = {}\nidle_timeout_secs = {}\nmax_connections = {}\n\n[delivery]\nattempt_timeout_secs = {}\nmax_attempts = {}\nbackoff_initial_ms = {}\nbackoff_max_secs = {}\n\n[log]\nformat = \"{format}\"\n",
+            "listen = \"{}\"\nadmin_listen = \"{}\"\nallow_demo_credentials = {}\nbody_limit_bytes = {}\nhandler = \"{}\"\ndata_dir = \"{}\"\nstore = \"{}\"\nmax_clock_skew_secs = {}\nretention_days = {}\n\n[http]\nheader_timeout_secs = {}\nidle_timeout_secs = {}\nmax_connections = {}\n\n[delivery]\nattempt_timeout_secs = {}\nretry_schedule_secs = {:?}\nconcurrency = {}\nbreaker_failures = {}\nbreaker_probe_secs = {}\n\n[log]\nformat = \"{format}\"\n",
             self.listen,
             self.admin_listen.map(|a| a.to_string()).unwrap_or_default(),
             self.allow_demo_credentials,
@@ -26,9 +26,14 @@ impl Config {
             self.http.idle_timeout.as_secs(),
             self.http.max_connections,
             self.delivery.attempt_timeout.as_secs(),
-            self.delivery.max_attempts,
-            self.delivery.backoff_initial.as_millis(),
-            self.delivery.backoff_max.as_secs(),
+            self.delivery
+                .retry_schedule
+                .iter()
+                .map(std::time::Duration::as_secs)
+                .collect::<Vec<_>>(),
+            self.delivery.concurrency,
+            self.delivery.breaker_failures,
+            self.delivery.breaker_probe.as_secs(),
         );
         if let StoreKind::Postgres(pg) = &self.store {
             let _ = write!(
@@ -40,27 +45,22 @@ impl Config {
                 pg.lease.as_secs()
             );
         }
-        match &self.handler {
-            HandlerKind::Log => {}
-            HandlerKind::Webhook(w) => {
+        out.push_str(&handler_toml(&self.handler, None));
+        let implicit = self.routes.len() == 1
+            && self.routes[0].filter
+                == crate::dispatch::RouteFilter::all(crate::store::DEFAULT_ROUTE)
+            && self.routes[0].handler == self.handler;
+        if !implicit {
+            for route in &self.routes {
                 let _ = write!(
                     out,
-                    "\n[webhook]\nurl = \"{}\"\nsecret = \"{}\"\ntimeout_secs = {}\n",
-                    w.url,
-                    w.secret
-                        .as_ref()
-                        .map_or_else(|| "(none)".to_owned(), |s| mask(s.expose().len())),
-                    w.timeout.as_secs()
+                    "\n[[routes]]\nname = \"{}\"\nhandler = \"{}\"\nevents = {:?}\napps = {:?}\n",
+                    route.filter.name,
+                    route.handler.name(),
+                    route.filter.events,
+                    route.filter.apps
                 );
-            }
-            HandlerKind::Command(c) => {
-                let _ = write!(
-                    out,
-                    "\n[command]\nprogram = {:?}\nshell = {}\ntimeout_secs = {}\n",
-                    c.program,
-                    c.shell,
-                    c.timeout.as_secs()
-                );
+                out.push_str(&handler_toml(&route.handler, Some(&route.filter.name)));
             }
         }
         for (i, app) in self.apps().enumerate() {
@@ -83,6 +83,43 @@ impl Config {
         }
         out
     }
+}
+
+/// A handler's settings as TOML: a table of their own, or inline in a route's table.
+fn handler_toml(handler: &HandlerKind, route: Option<&str>) -> String {
+    let (open, sep, close) = match route {
+        None => ("\n[{}]\n", "\n", "\n"),
+        Some(_) => ("{} = { ", ", ", " }\n"),
+    };
+    let fields = match handler {
+        HandlerKind::Log => return String::new(),
+        HandlerKind::Webhook(w) => (
+            "webhook",
+            vec![
+                format!("url = \"{}\"", w.url),
+                format!(
+                    "secret = \"{}\"",
+                    w.secret
+                        .as_ref()
+                        .map_or_else(|| "(none)".to_owned(), |s| mask(s.expose().len()))
+                ),
+                format!("timeout_secs = {}", w.timeout.as_secs()),
+            ],
+        ),
+        HandlerKind::Command(c) => (
+            "command",
+            vec![
+                format!("program = {:?}", c.program),
+                format!("shell = {}", c.shell),
+                format!("timeout_secs = {}", c.timeout.as_secs()),
+            ],
+        ),
+    };
+    format!(
+        "{}{}{close}",
+        open.replace("{}", fields.0),
+        fields.1.join(sep)
+    )
 }
 
 fn mask(len: usize) -> String {

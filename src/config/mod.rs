@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod delivery;
 mod layers;
 mod masked;
 mod numbers;
@@ -20,11 +21,11 @@ pub use crate::server::HttpLimits;
 pub use crate::store::{PostgresConfig, StoreKind};
 pub use crate::telemetry::LogFormat;
 #[cfg(test)]
-use layers::{ENV_OVERRIDES, ValueKind};
+use layers::{DEPRECATED, ENV_OVERRIDES, ValueKind};
 use layers::{apply_env, merge, parse_toml};
 use raw::{EMBEDDED, deserialize_raw};
 
-use crate::dispatch::DeliveryPolicy;
+use crate::dispatch::{DeliveryPolicy, RouteConfig, Routing};
 use crate::push::app::App;
 use crate::push::cipher::AesKey;
 
@@ -69,6 +70,10 @@ pub struct Config {
     pub app: App,
     /// Further apps, each at `/wechat/{name}` and `/wechat/{name}/{authorizer_appid}/callback`.
     pub extra_apps: Vec<App>,
+    /// Where events are delivered: `[[routes]]`, or the one route `default` with `handler`.
+    pub routes: Vec<RouteConfig>,
+    /// What to say about deprecated keys the configuration uses (logged by `serve`).
+    pub deprecations: Vec<String>,
 }
 
 /// A configuration problem, naming the key (or file) and what was expected.
@@ -211,6 +216,11 @@ impl Config {
                 demo.join(", ")
             ),
         ))
+    }
+
+    /// Which routes take which events.
+    pub fn routing(&self) -> Routing {
+        Routing(self.routes.iter().map(|r| r.filter.clone()).collect())
     }
 
     /// Every app: the default one first.

@@ -28,6 +28,51 @@ pub(super) struct RawConfig {
     pub(super) app: RawApp,
     #[serde(default)]
     pub(super) apps: Vec<RawApp>,
+    #[serde(default)]
+    pub(super) routes: Vec<RawRoute>,
+}
+
+/// A `[[routes]]` table: a name, a handler with its settings in the top-level keys' shape,
+/// and optional filters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub(super) name: String,
+    pub(super) handler: String,
+    #[serde(default)]
+    pub(super) events: Vec<String>,
+    #[serde(default)]
+    pub(super) apps: Vec<String>,
+    pub(super) webhook: Option<RawRouteWebhook>,
+    pub(super) command: Option<RawRouteCommand>,
+}
+
+/// A route's `webhook` settings; what is left out is as in `[webhook]`'s defaults.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRouteWebhook {
+    pub(super) url: String,
+    #[serde(default)]
+    pub(super) secret: String,
+    pub(super) timeout_secs: Option<i64>,
+}
+
+impl std::fmt::Debug for RawRouteWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawRouteWebhook")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A route's `command` settings; what is left out is as in `[command]`'s defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRouteCommand {
+    pub(super) program: Vec<String>,
+    #[serde(default)]
+    pub(super) shell: bool,
+    pub(super) timeout_secs: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,9 +111,17 @@ pub(super) struct RawCommand {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDelivery {
     pub(super) attempt_timeout_secs: i64,
-    pub(super) max_attempts: i64,
-    pub(super) backoff_initial_ms: i64,
-    pub(super) backoff_max_secs: i64,
+    pub(super) retry_schedule_secs: Vec<i64>,
+    pub(super) concurrency: i64,
+    pub(super) breaker_failures: i64,
+    pub(super) breaker_probe_secs: i64,
+    /// Deprecated, with the two below: the exponential backoff of earlier versions.
+    #[serde(default)]
+    pub(super) max_attempts: Option<i64>,
+    #[serde(default)]
+    pub(super) backoff_initial_ms: Option<i64>,
+    #[serde(default)]
+    pub(super) backoff_max_secs: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -35,6 +35,7 @@ fn every_env_override_names_a_real_key() -> Result<(), ConfigError> {
                     "Uw5ivvPr4xBUYFrca8hu62mO8LtaK66OKHIvIVOaPHJ"
                 }
                 (_, ValueKind::Integer) => "4096",
+                (_, ValueKind::Integers) => "1,2,3",
                 (_, ValueKind::Words) => "/bin/true --flag",
                 (_, ValueKind::Bool) => "true",
                 (_, ValueKind::Text) => "abc123",
@@ -44,7 +45,16 @@ fn every_env_override_names_a_real_key() -> Result<(), ConfigError> {
         .collect();
     let cfg = Config::load_with(None, &env(&values))?;
     assert_eq!(cfg.data_dir, PathBuf::from("abc123"));
-    assert_eq!(cfg.delivery.max_attempts, 4096);
+    assert_eq!(cfg.delivery.concurrency, 4096);
+    assert_eq!(
+        (
+            cfg.delivery.max_attempts(),
+            cfg.delivery.retry_schedule.len()
+        ),
+        (4096, 4095),
+        "the deprecated keys set by the environment still apply"
+    );
+    assert_eq!(cfg.deprecations.len(), 1);
     assert_eq!(cfg.http.max_connections, 4096);
     assert_eq!(cfg.http.header_timeout.as_secs(), 4096);
     assert_eq!(cfg.admin_listen.map(|a| a.port()), Some(2));
@@ -111,7 +121,7 @@ fn defaults_env_overrides_and_documented_keys_agree() -> Result<(), ConfigError>
     for (_, path, _) in ENV_OVERRIDES {
         let key = path.join(".");
         assert!(
-            defaults.contains(&key),
+            defaults.contains(&key) || DEPRECATED.contains(&key.as_str()),
             "{key} is overridden but has no default"
         );
     }

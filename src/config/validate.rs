@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::delivery::{validate_delivery, validate_routes};
 use super::numbers::{positive, secs};
-use super::raw::{RawApp, RawCommand, RawConfig, RawDelivery, RawWebhook};
+use super::raw::{RawApp, RawCommand, RawConfig, RawWebhook};
 use super::{Config, ConfigError, HttpLimits, LogFormat, store};
-use crate::dispatch::DeliveryPolicy;
 use crate::handler::{CommandConfig, HandlerKind, WebhookConfig};
 use crate::push::app::App;
 use crate::push::cipher::AesKey;
@@ -29,11 +29,13 @@ impl Config {
         let max_clock_skew = (skew > 0).then(|| Duration::from_secs(skew as u64));
         let retention_days = positive(raw.retention_days, "retention_days", 7)?;
         let retention = Duration::from_secs(retention_days as u64 * 86_400);
-        let delivery = validate_delivery(&raw.delivery)?;
+        let (delivery, deprecations) = validate_delivery(&raw.delivery)?;
         let store = store::validate_store(&raw.store, raw.postgres, delivery.attempt_timeout)?;
         let handler = validate_handler(&raw.handler, raw.webhook, raw.command)?;
         let log_format = validate_log(&raw.log.format)?;
         let (app, extra_apps) = validate_apps(raw.app, raw.apps)?;
+        let apps: Vec<&App> = std::iter::once(&app).chain(&extra_apps).collect();
+        let routes = validate_routes(raw.routes, &handler, &apps)?;
         Ok(Self {
             listen,
             admin_listen,
@@ -49,6 +51,8 @@ impl Config {
             log_format,
             app,
             extra_apps,
+            routes,
+            deprecations,
         })
     }
 }
@@ -91,21 +95,6 @@ fn validate_addresses(
     Ok((listen, admin_listen, http))
 }
 
-/// The `[delivery]` table.
-fn validate_delivery(raw: &RawDelivery) -> Result<DeliveryPolicy, ConfigError> {
-    Ok(DeliveryPolicy {
-        attempt_timeout: secs(raw.attempt_timeout_secs, "delivery.attempt_timeout_secs", 1)?,
-        max_attempts: u32::try_from(positive(raw.max_attempts, "delivery.max_attempts", 1)?)
-            .unwrap_or(u32::MAX),
-        backoff_initial: Duration::from_millis(positive(
-            raw.backoff_initial_ms,
-            "delivery.backoff_initial_ms",
-            1,
-        )? as u64),
-        backoff_max: secs(raw.backoff_max_secs, "delivery.backoff_max_secs", 1)?,
-    })
-}
-
 /// `handler` and the settings of the one it names.
 fn validate_handler(
     name: &str,
@@ -114,8 +103,18 @@ fn validate_handler(
 ) -> Result<HandlerKind, ConfigError> {
     Ok(match name.trim() {
         "log" => HandlerKind::Log,
-        "webhook" => HandlerKind::Webhook(validate_webhook(webhook)?),
-        "command" => HandlerKind::Command(validate_command(command)?),
+        "webhook" => HandlerKind::Webhook(validate_webhook(
+            &webhook.url,
+            &webhook.secret,
+            webhook.timeout_secs,
+            "webhook",
+        )?),
+        "command" => HandlerKind::Command(validate_command(
+            command.program,
+            command.shell,
+            command.timeout_secs,
+            "command",
+        )?),
         other => {
             return Err(ConfigError::new(
                 "handler",
@@ -234,16 +233,26 @@ fn validate_app(raw: RawApp, key: &str) -> Result<App, ConfigError> {
     })
 }
 
-fn validate_webhook(raw: RawWebhook) -> Result<WebhookConfig, ConfigError> {
-    let url = raw.url.trim().to_owned();
+/// A webhook's settings; `key` is the table's (`webhook`, `routes[0].webhook`).
+pub(super) fn validate_webhook(
+    url: &str,
+    secret: &str,
+    timeout_secs: i64,
+    key: &str,
+) -> Result<WebhookConfig, ConfigError> {
+    let url = url.trim().to_owned();
     if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
         return Err(ConfigError::new(
-            "webhook.url",
-            "expected an http:// or https:// URL (env WXPUSH_WEBHOOK_URL) for handler = \"webhook\"",
+            format!("{key}.url"),
+            if key == "webhook" {
+                "expected an http:// or https:// URL (env WXPUSH_WEBHOOK_URL) for handler = \"webhook\""
+            } else {
+                "expected an http:// or https:// URL for handler = \"webhook\""
+            },
         ));
     }
-    let secret = (!raw.secret.is_empty()).then(|| Secret::new(raw.secret));
-    let timeout = secs(raw.timeout_secs, "webhook.timeout_secs", 1)?;
+    let secret = (!secret.is_empty()).then(|| Secret::new(secret.to_owned()));
+    let timeout = secs(timeout_secs, &format!("{key}.timeout_secs"), 1)?;
     Ok(WebhookConfig {
         url,
         secret,
@@ -251,18 +260,28 @@ fn validate_webhook(raw: RawWebhook) -> Result<WebhookConfig, ConfigError> {
     })
 }
 
-fn validate_command(raw: RawCommand) -> Result<CommandConfig, ConfigError> {
-    let program: Vec<String> = raw.program.into_iter().filter(|w| !w.is_empty()).collect();
+/// A command's settings; `key` is the table's (`command`, `routes[0].command`).
+pub(super) fn validate_command(
+    program: Vec<String>,
+    shell: bool,
+    timeout_secs: i64,
+    key: &str,
+) -> Result<CommandConfig, ConfigError> {
+    let program: Vec<String> = program.into_iter().filter(|w| !w.is_empty()).collect();
     if program.is_empty() {
         return Err(ConfigError::new(
-            "command.program",
-            "expected a program and its arguments, e.g. [\"/usr/local/bin/on-event\", \"--verbose\"] (env WXPUSH_COMMAND) for handler = \"command\"",
+            format!("{key}.program"),
+            if key == "command" {
+                "expected a program and its arguments, e.g. [\"/usr/local/bin/on-event\", \"--verbose\"] (env WXPUSH_COMMAND) for handler = \"command\""
+            } else {
+                "expected a program and its arguments, e.g. [\"/usr/local/bin/on-event\", \"--verbose\"] for handler = \"command\""
+            },
         ));
     }
-    let timeout = secs(raw.timeout_secs, "command.timeout_secs", 1)?;
+    let timeout = secs(timeout_secs, &format!("{key}.timeout_secs"), 1)?;
     Ok(CommandConfig {
         program,
-        shell: raw.shell,
+        shell,
         timeout,
     })
 }

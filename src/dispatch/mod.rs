@@ -1,68 +1,59 @@
-//! Delivery out of the request path: the dispatcher takes due events from the store in
-//! arrival order, calls the handler with a per-attempt timeout, and records the outcome:
-//! delivered after `Ok`, else retried with exponential backoff and jitter, and `dead` after
-//! the last attempt.
+//! Delivery out of the request path. Every stored event has a delivery per route that
+//! takes it ([`Routes`]); the dispatcher takes due deliveries from the store, runs up to
+//! `concurrency` handler calls at once, each with a timeout, and records each outcome:
+//! delivered after `Ok`, else retried along the retry schedule ([`DeliveryPolicy`]), and `dead`
+//! after its last wait.
 //!
-//! It wakes when the request path stores a new event, when a retry falls due, and once a
-//! second (to pick up replays made by the events CLI, or events stored by other replicas
-//! on a shared store). On a shared store the events it takes are leased to it; it starts an
-//! attempt only while the lease outlasts the attempt's timeout, and gives back the events
-//! it did not attempt. On shutdown it
-//! lets the attempt in flight finish for a short grace period; an unfinished event stays
-//! pending and is delivered after the restart.
+//! Deliveries that share a route and an ordering key ([`crate::event::Event::order_key`])
+//! are handed out by the store one at a time, in arrival order, on every instance sharing
+//! it: a failing or hanging delivery holds back only its own key. A route failing again
+//! and again pauses (a breaker per route): only a probe now and then, until one succeeds.
+//!
+//! It wakes when the request path stores a new event, when an attempt ends, when a retry
+//! or probe falls due, and once a second (to pick up replays made by the events CLI, or
+//! events stored by other replicas on a shared store). On a shared store the deliveries it
+//! takes are leased to it; it starts an attempt only while the lease outlasts the attempt's
+//! timeout, and gives back what it did not attempt. On shutdown it lets the attempts in
+//! flight finish for a short grace period; an unfinished delivery stays pending and is made
+//! after the restart.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::{Notify, watch};
 
 use crate::clock;
-use futures_util::future::BoxFuture;
-
 use crate::handler::BoxHandler;
 use crate::observe::{self, Metrics};
-use crate::store::{Record, Store, StoreError};
+use crate::store::{DeliveryKey, Store, StoreError};
 
+mod attempt;
+mod breaker;
 mod outcomes;
+mod policy;
 mod prune;
+mod routes;
+mod take;
 
-use outcomes::{Outcome, Unrecorded};
+use attempt::Finished;
+use breaker::{Breakers, Change};
+use outcomes::Unrecorded;
+pub use policy::{DEFAULT_SCHEDULE_SECS, DeliveryPolicy, Jitter};
 pub use prune::prune_periodically;
+pub use routes::{Route, RouteConfig, RouteFilter, Routes, Routing};
 
 /// How often the dispatcher looks at the store when nothing wakes it.
 const POLL: Duration = Duration::from_secs(1);
 
-/// How long an attempt in flight may continue after shutdown begins.
+/// How long the attempts in flight may continue after shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Events fetched per look at the store.
-const BATCH: usize = 64;
-
-/// Retry policy for handler calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeliveryPolicy {
-    /// Longest a single handler call may take; longer counts as a failure.
-    pub attempt_timeout: Duration,
-    /// Attempts before an event is `dead` (at least 1).
-    pub max_attempts: u32,
-    /// Delay before the second attempt; doubles after each failure.
-    pub backoff_initial: Duration,
-    /// Upper bound of the delay.
-    pub backoff_max: Duration,
-}
-
-impl DeliveryPolicy {
-    /// The delay after `failures` failed attempts: `initial * 2^(failures-1)`, capped, then
-    /// scaled by a random factor in [0.5, 1] so that retries do not move in lockstep.
-    pub fn backoff(&self, failures: u32) -> Duration {
-        let exp = failures.saturating_sub(1).min(30);
-        let base = self
-            .backoff_initial
-            .saturating_mul(1u32 << exp)
-            .min(self.backoff_max);
-        base.mul_f64(0.5 + rand::random::<f64>() * 0.5)
-    }
-}
+/// Most deliveries one [`Dispatcher::deliver_due`] step attempts.
+const STEP_LIMIT: usize = 64;
 
 /// Wakes the dispatcher when a new event is stored.
 #[derive(Debug, Clone, Default)]
@@ -75,13 +66,16 @@ impl Wake {
     }
 }
 
-/// Delivers stored events to the handler.
+/// Delivers stored events to their routes' handlers.
 pub struct Dispatcher {
     store: Arc<dyn Store>,
-    handler: BoxHandler,
+    handlers: HashMap<String, BoxHandler>,
     policy: DeliveryPolicy,
     wake: Wake,
     metrics: Metrics,
+    breakers: Mutex<Breakers>,
+    /// Routes found in the store that are not configured: left alone, reported once.
+    unknown: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -92,20 +86,44 @@ impl std::fmt::Debug for Dispatcher {
     }
 }
 
+/// The attempts in flight, and which deliveries they are.
+struct Flight<'a> {
+    running: FuturesUnordered<BoxFuture<'a, Finished>>,
+    keys: HashSet<DeliveryKey>,
+}
+
+impl Flight<'_> {
+    fn new() -> Self {
+        Self {
+            running: FuturesUnordered::new(),
+            keys: HashSet::new(),
+        }
+    }
+}
+
 impl Dispatcher {
-    /// A dispatcher over `store`; `wake` is the signal the request path uses.
+    /// A dispatcher over `store` delivering to `routes` (a [`BoxHandler`] is the one route
+    /// `default`); `wake` is the signal the request path uses.
     pub fn new(
         store: Arc<dyn Store>,
-        handler: BoxHandler,
+        routes: impl Into<Routes>,
         policy: DeliveryPolicy,
         wake: Wake,
     ) -> Self {
+        let handlers = routes
+            .into()
+            .0
+            .into_iter()
+            .map(|r| (r.filter.name, r.handler))
+            .collect();
         Self {
             store,
-            handler,
+            handlers,
+            breakers: Mutex::new(Breakers::new(policy.breaker_failures, policy.breaker_probe)),
             policy,
             wake,
             metrics: Metrics::new(),
+            unknown: Mutex::new(HashSet::new()),
         }
     }
 
@@ -118,231 +136,188 @@ impl Dispatcher {
     /// Runs until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         self.resume().await;
-        let mut state = Round::default();
+        self.metrics.record(|| {
+            for route in self.handlers.keys() {
+                metrics::gauge!(observe::ROUTE_PAUSED, "route" => route.clone()).set(0.0);
+            }
+        });
+        let mut unrecorded = Unrecorded::default();
+        let mut flight = Flight::new();
         while !*shutdown.borrow() {
-            state.unrecorded.apply(&*self.store).await;
+            unrecorded.apply(&*self.store).await;
             let now = clock::now_ms();
-            match self.step(now, &mut state, &mut shutdown).await {
-                Ok(Step::Attempted { .. }) => {}
-                Ok(Step::Empty) => {
-                    let next = self.store.next_due_at().await.ok().flatten();
-                    let wait = next.map_or(POLL, |at| {
-                        Duration::from_millis(u64::try_from(at - now).unwrap_or(0)).min(POLL)
-                    });
-                    self.idle(wait, &mut shutdown).await;
-                }
+            let wait = match self.fill(&mut flight, &unrecorded, now).await {
+                Ok(_) if !flight.running.is_empty() => POLL,
+                Ok(_) => self.idle_wait(now).await,
                 Err(error) => {
                     tracing::error!(%error, "dispatcher: cannot read pending events");
-                    self.idle(POLL, &mut shutdown).await;
+                    POLL
                 }
+            };
+            tokio::select! {
+                Some(done) = flight.running.next(), if !flight.running.is_empty() => {
+                    self.finish(done, &mut unrecorded, &mut flight).await;
+                }
+                () = self.wake.0.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
             }
         }
-        state.unrecorded.apply(&*self.store).await;
-        state.unrecorded.report_left();
-        self.give_back(state.abandoned).await;
+        self.drain(&mut flight, &mut unrecorded).await;
+        let abandoned: Vec<DeliveryKey> = flight.keys.drain().collect();
+        drop(flight);
+        unrecorded.apply(&*self.store).await;
+        unrecorded.report_left();
+        self.give_back(abandoned).await;
         tracing::debug!("dispatcher stopped");
     }
 
-    /// One step, for tests: attempts every event due now, records the outcomes, and says
-    /// how it went; [`Step::Empty`] means nothing was due, so nothing more will happen
-    /// until something is stored, replayed or falls due.
+    /// One step, for tests: attempts what is due now (at most `concurrency` at once, and
+    /// what falls due as earlier deliveries of its key finish), records the outcomes, and
+    /// says how it went; [`Step::Empty`] means nothing was due, so nothing more will
+    /// happen until something is stored, replayed or falls due.
     ///
     /// # Errors
     /// The store's, when it cannot say what is due.
     pub async fn deliver_due(&self) -> Result<Step, StoreError> {
-        let (_keep_open, mut never) = watch::channel(false);
-        let mut state = Round::default();
-        let step = self.step(clock::now_ms(), &mut state, &mut never).await;
-        state.unrecorded.apply(&*self.store).await;
-        step
-    }
-
-    /// Takes what is due at `now` and attempts it, in arrival order.
-    async fn step(
-        &self,
-        now: i64,
-        state: &mut Round,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Step, StoreError> {
-        // An event whose outcome is still waiting to be written is not attempted again:
-        // its delivery already happened.
-        let due: Vec<Record> = self
-            .store
-            .due(now, BATCH)
-            .await?
-            .into_iter()
-            .filter(|r| !state.unrecorded.holds(&r.event.id))
-            .collect();
-        if due.is_empty() {
-            return Ok(Step::Empty);
-        }
-        // Marks of successful deliveries are queued as they happen and awaited together
-        // after the batch, so they share the store's group commit instead of one fsync per
-        // event. Until then a crash only means those events are delivered again.
-        let (mut marks, mut failed) = (Vec::new(), 0);
-        let mut due = due.into_iter();
-        while let Some(record) = due.next() {
-            if *shutdown.borrow() || !self.lease_covers_attempt(&record) {
-                // Leased events not attempted go back at once rather than waiting for
-                // their lease to expire.
-                let unattempted = std::iter::once(record)
-                    .chain(due.by_ref())
-                    .map(|r| r.event.id)
-                    .collect();
-                if let Err(error) = self.store.release(unattempted).await {
-                    tracing::warn!(%error, "cannot release leased events; they are taken again when the lease expires");
-                }
+        let mut unrecorded = Unrecorded::default();
+        let mut flight = Flight::new();
+        let (mut started, mut delivered, mut failed) = (0, 0, 0);
+        loop {
+            if started < STEP_LIMIT {
+                started += self.fill(&mut flight, &unrecorded, clock::now_ms()).await?;
+            }
+            let Some(done) = flight.running.next().await else {
                 break;
+            };
+            if done.success {
+                delivered += 1;
+            } else {
+                failed += 1;
             }
-            match self.attempt(record, shutdown).await {
-                Attempt::Delivered(id, mark) => marks.push((id, mark)),
-                Attempt::Failed(outcome, written) => {
-                    failed += 1;
-                    if let Err(error) = written {
-                        state.unrecorded.keep(outcome, &error);
-                    }
-                }
-                Attempt::Abandoned(id) => state.abandoned.push(id),
-            }
+            self.finish(done, &mut unrecorded, &mut flight).await;
         }
-        let delivered = marks.len();
-        for (id, mark) in marks {
-            if let Err(error) = mark.await {
-                state.unrecorded.keep(Outcome::Delivered(id), &error);
-            }
-        }
-        Ok(Step::Attempted { delivered, failed })
+        unrecorded.apply(&*self.store).await;
+        Ok(if started == 0 {
+            Step::Empty
+        } else {
+            Step::Attempted { delivered, failed }
+        })
     }
 
-    /// On start: events an earlier run of this instance held become due now.
+    /// Records what an attempt's end means beyond its own delivery: an outcome the store
+    /// refused is kept, and the route's breaker counts it (pausing or resuming the route).
+    async fn finish(&self, done: Finished, unrecorded: &mut Unrecorded, flight: &mut Flight<'_>) {
+        flight.keys.remove(done.outcome.key());
+        if let Err(error) = &done.written {
+            unrecorded.keep(done.outcome.clone(), error);
+        }
+        let route = done.outcome.key().route.clone();
+        let change = self
+            .breakers()
+            .record(&route, done.success, clock::now_ms());
+        match change {
+            Some(Change::Paused) => {
+                tracing::error!(
+                    route = %route,
+                    failures = self.policy.breaker_failures,
+                    probe_every_secs = self.policy.breaker_probe.as_secs(),
+                    "route paused after consecutive failures: only a probe is attempted now and then, until one succeeds"
+                );
+                self.set_paused_gauge(&route, true);
+            }
+            Some(Change::Resumed) => {
+                let expedited = self.store.expedite(route.clone()).await.unwrap_or(0);
+                tracing::warn!(route = %route, due_now = expedited, "route resumed: a delivery succeeded");
+                self.set_paused_gauge(&route, false);
+            }
+            None => {}
+        }
+    }
+
+    /// Lets the attempts in flight finish, for [`SHUTDOWN_GRACE`] at most.
+    async fn drain<'a>(&'a self, flight: &mut Flight<'a>, unrecorded: &mut Unrecorded) {
+        let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+        tokio::pin!(grace);
+        while !flight.running.is_empty() {
+            tokio::select! {
+                Some(done) = flight.running.next() => self.finish(done, unrecorded, flight).await,
+                () = &mut grace => {
+                    tracing::warn!(deliveries = flight.running.len(), "shutdown: deliveries still running; they stay pending and are made after restart");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// How long to sleep when nothing is in flight: until the next delivery or probe falls
+    /// due, at most [`POLL`].
+    async fn idle_wait(&self, now: i64) -> Duration {
+        let next_due = self
+            .store
+            .next_due_at(self.skipped_routes())
+            .await
+            .ok()
+            .flatten();
+        let next_probe = self.breakers().next_probe_at();
+        let next = [next_due, next_probe].into_iter().flatten().min();
+        next.map_or(POLL, |at| {
+            Duration::from_millis(u64::try_from(at - now).unwrap_or(0)).min(POLL)
+        })
+    }
+
+    fn breakers(&self) -> std::sync::MutexGuard<'_, Breakers> {
+        self.breakers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set_paused_gauge(&self, route: &str, paused: bool) {
+        self.metrics.record(|| {
+            metrics::gauge!(observe::ROUTE_PAUSED, "route" => route.to_owned()).set(if paused {
+                1.0
+            } else {
+                0.0
+            });
+        });
+    }
+
+    /// On start: deliveries an earlier run of this instance held become due now.
     async fn resume(&self) {
         match self.store.take_over().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
-                events = n,
-                "resuming delivery of events held by the previous run"
+                deliveries = n,
+                "resuming deliveries held by the previous run"
             ),
             Err(error) => {
-                tracing::warn!(%error, "cannot resume events held by the previous run; they fall due within the hour")
+                tracing::warn!(%error, "cannot resume deliveries held by the previous run; they fall due within the hour")
             }
         }
     }
 
-    /// On shutdown: on a shared store, events leased to this instance go back to the others
-    /// now rather than when their leases expire; an abandoned attempt keeps its lease, as it
-    /// may still be running in the handler's world.
-    async fn give_back(&self, abandoned: Vec<String>) {
+    /// On shutdown: on a shared store, deliveries leased to this instance go back to the
+    /// others now rather than when their leases expire; an abandoned attempt keeps its
+    /// lease, as it may still be running in the handler's world.
+    async fn give_back(&self, abandoned: Vec<DeliveryKey>) {
         match self.store.release_all(abandoned).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 released = n,
-                "shutdown: gave back leased events to the other instances"
+                "shutdown: gave back leased deliveries to the other instances"
             ),
             Err(error) => {
-                tracing::warn!(%error, "shutdown: cannot give back leased events; other instances take them when the leases expire")
+                tracing::warn!(%error, "shutdown: cannot give back leased deliveries; other instances take them when the leases expire")
             }
         }
-    }
-
-    /// Whether an attempt started now would end (at its timeout) before the event's lease
-    /// does. After the lease another instance may take the event, so an attempt that could
-    /// outlive it is not started.
-    fn lease_covers_attempt(&self, record: &Record) -> bool {
-        let Some(lease) = &record.lease else {
-            return true;
-        };
-        let attempt =
-            i64::try_from(self.policy.attempt_timeout.as_millis()).unwrap_or(i64::MAX / 4);
-        clock::now_ms().saturating_add(attempt) < lease.until
-    }
-
-    async fn idle(&self, wait: Duration, shutdown: &mut watch::Receiver<bool>) {
-        tokio::select! {
-            () = self.wake.0.notified() => {}
-            () = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-
-    /// One handler call. After a success, returns the queued (not yet awaited) write that
-    /// marks the event delivered.
-    async fn attempt(&self, record: Record, shutdown: &mut watch::Receiver<bool>) -> Attempt<'_> {
-        let event = &record.event;
-        self.metrics
-            .record(|| metrics::counter!(observe::DELIVERY_ATTEMPTS).increment(1));
-        let started = std::time::Instant::now();
-        let call = tokio::time::timeout(self.policy.attempt_timeout, self.handler.handle(event));
-        tokio::pin!(call);
-        let outcome = tokio::select! {
-            outcome = &mut call => outcome,
-            _ = shutdown.changed() => match tokio::time::timeout(SHUTDOWN_GRACE, &mut call).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    tracing::warn!(id = %event.id, "shutdown: delivery still running; the event stays pending and is delivered after restart");
-                    return Attempt::Abandoned(event.id.clone());
-                }
-            },
-        };
-        self.metrics.record(|| {
-            metrics::histogram!(observe::DELIVERY_DURATION).record(started.elapsed().as_secs_f64());
-        });
-        let error = match outcome {
-            Ok(Ok(())) => {
-                if record.attempts > 0 {
-                    tracing::info!(id = %event.id, event = event.name(), attempt = record.attempts + 1, "delivered after earlier failures");
-                } else {
-                    tracing::debug!(id = %event.id, event = event.name(), "delivered");
-                }
-                return Attempt::Delivered(
-                    event.id.clone(),
-                    self.store.mark_delivered(event.id.clone()),
-                );
-            }
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => format!(
-                "handler timed out after {} s",
-                self.policy.attempt_timeout.as_secs_f64()
-            ),
-        };
-        let failures = record.attempts.saturating_add(1);
-        let outcome = if failures < self.policy.max_attempts {
-            "retry"
-        } else {
-            "dead"
-        };
-        self.metrics.record(|| {
-            metrics::counter!(observe::DELIVERY_FAILURES, "outcome" => outcome).increment(1);
-        });
-        let retry_at = (failures < self.policy.max_attempts).then(|| {
-            let delay = self.policy.backoff(failures);
-            clock::now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2)
-        });
-        match retry_at {
-            Some(at) => tracing::warn!(
-                id = %event.id, event = event.name(), attempt = failures, %error,
-                retry_in_ms = at - clock::now_ms(), "handler failed; will retry"
-            ),
-            None => tracing::error!(
-                id = %event.id, event = event.name(), attempts = failures, %error,
-                "handler failed on the last attempt; the event is dead (replay it with `wxpush events replay {}`)",
-                event.id
-            ),
-        }
-        let outcome = Outcome::Failed {
-            id: event.id.clone(),
-            error,
-            retry_at,
-        };
-        let written = outcome.write(&*self.store).await;
-        Attempt::Failed(outcome, written)
     }
 }
 
 /// What one step of the dispatcher did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// Events were due: this many were delivered, this many failed (and were rescheduled or
-    /// are dead).
+    /// Deliveries were due: this many were delivered, this many failed (and were
+    /// rescheduled or are dead).
     Attempted {
         /// Accepted by the handler.
         delivered: usize,
@@ -352,25 +327,3 @@ pub enum Step {
     /// Nothing was due.
     Empty,
 }
-
-/// What the dispatcher carries from one step to the next.
-#[derive(Debug, Default)]
-struct Round {
-    /// Outcomes the store refused, written again before every step.
-    unrecorded: Unrecorded,
-    /// Attempts still running when shutdown's grace ended: left to their leases.
-    abandoned: Vec<String>,
-}
-
-/// How one handler call ended.
-enum Attempt<'a> {
-    /// Accepted; the write marking it delivered is queued.
-    Delivered(String, BoxFuture<'a, Result<(), StoreError>>),
-    /// Failed, with whether recording the failure succeeded.
-    Failed(Outcome, Result<(), StoreError>),
-    /// Still running when shutdown's grace period ended.
-    Abandoned(String),
-}
-
-#[cfg(test)]
-mod tests;

@@ -1,38 +1,38 @@
 //! Delivery outcomes as the store records them, and the ones it refused, kept until it
 //! accepts writes again.
 
-use crate::store::{Store, StoreError};
+use crate::store::{DeliveryKey, Store, StoreError};
 
 /// The outcome of an attempt, as the store records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Outcome {
     /// The handler accepted the event.
-    Delivered(String),
+    Delivered(DeliveryKey),
     /// The handler failed: retry at `retry_at` (unix ms), or dead when `None`.
     Failed {
-        id: String,
+        key: DeliveryKey,
         error: String,
         retry_at: Option<i64>,
     },
 }
 
 impl Outcome {
-    fn id(&self) -> &str {
+    pub(super) fn key(&self) -> &DeliveryKey {
         match self {
-            Self::Delivered(id) | Self::Failed { id, .. } => id,
+            Self::Delivered(key) | Self::Failed { key, .. } => key,
         }
     }
 
     pub(super) async fn write(&self, store: &dyn Store) -> Result<(), StoreError> {
         match self {
-            Self::Delivered(id) => store.mark_delivered(id.clone()).await,
+            Self::Delivered(key) => store.mark_delivered(key.clone()).await,
             Self::Failed {
-                id,
+                key,
                 error,
                 retry_at,
             } => {
                 store
-                    .mark_failed(id.clone(), error.clone(), *retry_at)
+                    .mark_failed(key.clone(), error.clone(), *retry_at)
                     .await
             }
         }
@@ -50,17 +50,17 @@ pub(super) struct Unrecorded {
 }
 
 impl Unrecorded {
-    pub(super) fn holds(&self, id: &str) -> bool {
-        self.outcomes.iter().any(|o| o.id() == id)
+    pub(super) fn holds(&self, key: &DeliveryKey) -> bool {
+        self.outcomes.iter().any(|o| o.key() == key)
     }
 
     pub(super) fn keep(&mut self, outcome: Outcome, error: &StoreError) {
         if self.outcomes.is_empty() {
-            tracing::error!(id = %outcome.id(), %error, "cannot record a delivery outcome; it is kept in memory and written as soon as the store accepts writes");
+            tracing::error!(id = %outcome.key().id, route = %outcome.key().route, %error, "cannot record a delivery outcome; it is kept in memory and written as soon as the store accepts writes");
         } else {
-            tracing::debug!(id = %outcome.id(), %error, "cannot record a delivery outcome; kept with the others");
+            tracing::debug!(id = %outcome.key().id, route = %outcome.key().route, %error, "cannot record a delivery outcome; kept with the others");
         }
-        if !self.holds(outcome.id()) {
+        if !self.holds(outcome.key()) {
             self.outcomes.push(outcome);
         }
     }

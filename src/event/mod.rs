@@ -225,6 +225,28 @@ impl Event {
         }
     }
 
+    /// The ordering key: events sharing it are delivered one at a time, in arrival order
+    /// (per route). It is the app, the authorizer and the event name, and for a category
+    /// audit also its `first` and `second` category ids, so that the results of one
+    /// category's reviews never overtake each other while other categories go on. Fields
+    /// are separated by U+001F, which no name or id contains.
+    pub fn order_key(&self) -> String {
+        let mut key = format!(
+            "{}\u{1f}{}\u{1f}{}",
+            self.app,
+            self.authorizer_appid.as_deref().unwrap_or(""),
+            self.name()
+        );
+        if let Some(audit) = self.category_audit() {
+            let id = |v: &Option<Scalar>| v.as_ref().map(|s| s.to_string()).unwrap_or_default();
+            key.push('\u{1f}');
+            key.push_str(id(&audit.first).trim());
+            key.push('\u{1f}');
+            key.push_str(id(&audit.second).trim());
+        }
+        key.replace('\0', "\u{fffd}")
+    }
+
     /// The event's name: `Event`, else `InfoType`, else `MsgType`, else `unknown`.
     pub fn name(&self) -> &str {
         self.event

@@ -36,7 +36,7 @@ pub use error::ApiError;
 use error::Failure;
 use health::Readiness;
 
-use crate::dispatch::Wake;
+use crate::dispatch::{Routing, Wake};
 use crate::observe::{self, Metrics};
 use crate::push::app::App;
 use crate::store::Store;
@@ -55,6 +55,8 @@ pub struct AppState {
     dispatcher_alive: Arc<AtomicBool>,
     readiness: Arc<Readiness>,
     metrics: Metrics,
+    /// Which routes take which events: each new event is stored with a delivery per route.
+    routing: Arc<Routing>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -91,7 +93,15 @@ impl AppState {
             dispatcher_alive,
             readiness: Arc::default(),
             metrics,
+            routing: Arc::new(Routing::default()),
         }
+    }
+
+    /// Stores new events with a delivery per route of `routing` that takes them (without
+    /// it: one route, `default`, taking every event).
+    pub fn with_routing(mut self, routing: Routing) -> Self {
+        self.routing = Arc::new(routing);
+        self
     }
 
     fn default_app(&self) -> &Arc<App> {

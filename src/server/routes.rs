@@ -91,7 +91,12 @@ async fn accept(
     let result = event
         .category_audit()
         .map_or("", |audit| audit.result.as_str());
-    match state.store.record(event, Some(message.request_key)).await? {
+    let routes = state.routing.routes_for(&event);
+    match state
+        .store
+        .record_routed(event, Some(message.request_key), routes)
+        .await?
+    {
         Recorded::New => {
             tracing::debug!(%id, event = %name, mode = ?message.mode, "stored");
             state.metrics.record(|| {

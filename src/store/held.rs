@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{Lease, Record, Status};
+use super::{DeliveryKey, DueQuery, Lease, Record, Status};
 use crate::event::Event;
 
 /// Most events waiting in memory.
@@ -30,11 +30,20 @@ impl Held {
         self.queue.lock().map(|q| q.len() < CAP).unwrap_or(false)
     }
 
-    /// Queues the committed new `event`, held by `owner` until `until` (unix ms).
-    pub(crate) fn push(&self, mut event: Event, received_at: i64, owner: &str, until: i64) {
+    /// Queues the committed new `event`'s delivery to `route`, held by `owner` until
+    /// `until` (unix ms).
+    pub(crate) fn push(
+        &self,
+        mut event: Event,
+        route: String,
+        received_at: i64,
+        owner: &str,
+        until: i64,
+    ) {
         event.received_at = Some(received_at);
         let record = Record {
             event,
+            route,
             status: Status::Pending,
             attempts: 0,
             last_error: None,
@@ -51,17 +60,25 @@ impl Held {
         }
     }
 
-    /// Takes up to `n` events, oldest first; says whether the database should be read as
-    /// well: when memory had none, and at least once a second under load, so that retries
-    /// and replays falling due are not starved by a steady stream of new events.
-    pub(crate) fn take(&self, n: usize) -> (Vec<Record>, bool) {
-        let taken: Vec<Record> = match self.queue.lock() {
-            Ok(mut queue) => {
-                let n = n.min(queue.len());
-                queue.drain(..n).collect()
+    /// Takes up to `n` deliveries, oldest first, that `query` admits, and every one it
+    /// refuses on the way (a paused route's: to be given back to the store); says whether
+    /// the database should be read as well: when memory had none, and at least once a
+    /// second under load, so that retries and replays falling due are not starved by a
+    /// steady stream of new events.
+    pub(crate) fn take(&self, n: usize, query: &DueQuery) -> (Vec<Record>, Vec<DeliveryKey>, bool) {
+        let (mut taken, mut refused) = (Vec::new(), Vec::new());
+        if let Ok(mut queue) = self.queue.lock() {
+            while taken.len() < n {
+                let Some(record) = queue.pop_front() else {
+                    break;
+                };
+                if query.admits(&record.route) {
+                    taken.push(record);
+                } else {
+                    refused.push(record.key());
+                }
             }
-            Err(_) => Vec::new(),
-        };
+        }
         let look = match self.last_look.lock() {
             Ok(mut last) => {
                 let look = taken.is_empty()
@@ -73,6 +90,6 @@ impl Held {
             }
             Err(_) => true,
         };
-        (taken, look)
+        (taken, refused, look)
     }
 }

@@ -14,7 +14,10 @@ use futures_util::future::BoxFuture;
 mod record;
 
 pub use postgres::{PostgresConfig, PostgresStore};
-pub use record::{Lease, ListFilter, QuarantinedPush, Record, Recorded, Stats, Status, Submission};
+pub use record::{
+    DEFAULT_ROUTE, DeliveryKey, DueQuery, Lease, ListFilter, NO_ROUTE, QuarantinedPush, Record,
+    Recorded, Stats, Status, Submission,
+};
 pub(crate) use record::{StoredEvent, scalar_text};
 pub use sqlite::SqliteStore;
 
@@ -85,14 +88,26 @@ impl StoreError {
 /// What the request path and the dispatcher use: storing pushes and handing events out
 /// for delivery. Every write is durable when its future completes.
 pub trait Inbox: Send + Sync + 'static {
-    /// Stores `event` (received now) unless an event with its id exists, in which case the
-    /// duplicate is counted. With a `request_key` ([`crate::push::Message::request_key`]),
-    /// a request already seen that would make a new event is a [`Recorded::Replay`] and
-    /// stores nothing, on every instance sharing the store.
+    /// Stores `event` (received now) for delivery to the route `default` unless an event
+    /// with its id exists; as [`Inbox::record_routed`].
     fn record(
         &self,
         event: Event,
         request_key: Option<String>,
+    ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
+        self.record_routed(event, request_key, vec![DEFAULT_ROUTE.to_owned()])
+    }
+
+    /// Stores `event` (received now), one delivery per route in `routes` (none: kept as
+    /// [`NO_ROUTE`], delivered), unless an event with its id exists, in which case the
+    /// duplicate is counted. With a `request_key` ([`crate::push::Message::request_key`]),
+    /// a request already seen that would make a new event is a [`Recorded::Replay`] and
+    /// stores nothing, on every instance sharing the store.
+    fn record_routed(
+        &self,
+        event: Event,
+        request_key: Option<String>,
+        routes: Vec<String>,
     ) -> BoxFuture<'_, Result<Recorded, StoreError>>;
 
     /// Stores a push that could not be processed: [`Recorded::New`], or
@@ -103,35 +118,45 @@ pub trait Inbox: Send + Sync + 'static {
         request_key: Option<String>,
     ) -> BoxFuture<'_, Result<Recorded, StoreError>>;
 
-    /// Pending events due at `now` (unix ms), oldest arrival first. A shared store leases
-    /// them to this instance so no other instance takes them.
-    fn due(&self, now: i64, limit: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
+    /// Pending deliveries due at `now` (unix ms), oldest arrival first, each the oldest
+    /// pending one of its route and ordering key (so deliveries sharing a key are handed
+    /// out one at a time, in arrival order). They are leased to this instance: no other
+    /// caller gets them until they are marked, released, or the lease expires.
+    fn due(&self, now: i64, query: DueQuery) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
 
-    /// When the earliest pending event is due, if any.
-    fn next_due_at(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
+    /// When the earliest pending delivery that [`Inbox::due`] could hand out falls due,
+    /// if any, leaving out the routes in `skip_routes`.
+    fn next_due_at(
+        &self,
+        skip_routes: Vec<String>,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
 
     /// Marks an attempt successful.
-    fn mark_delivered(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn mark_delivered(&self, key: DeliveryKey) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Marks an attempt failed: retried at `retry_at` (unix ms), or dead when `None`.
     fn mark_failed(
         &self,
-        id: String,
+        key: DeliveryKey,
         error: String,
         retry_at: Option<i64>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// Gives back events handed to this instance that it did not attempt, so they are due
-    /// at once.
-    fn release(&self, ids: Vec<String>) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Gives back deliveries handed to this instance that it did not attempt, so they
+    /// are due at once.
+    fn release(&self, keys: Vec<DeliveryKey>) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// When this instance's dispatcher starts: events an earlier run of it held (and did
-    /// not give back) become due now; returns how many.
+    /// Makes every pending delivery of `route` that nobody holds due now (a paused route
+    /// resumed: what it held back goes at once); returns how many.
+    fn expedite(&self, route: String) -> BoxFuture<'_, Result<usize, StoreError>>;
+
+    /// When this instance's dispatcher starts: deliveries an earlier run of it held (and
+    /// did not give back) become due now; returns how many.
     fn take_over(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
 
-    /// On shutdown: gives back every event handed to this instance except `keep` (an
+    /// On shutdown: gives back every delivery handed to this instance except `keep` (an
     /// attempt abandoned mid-way, left to its lease); returns how many.
-    fn release_all(&self, keep: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>>;
+    fn release_all(&self, keep: Vec<DeliveryKey>) -> BoxFuture<'_, Result<usize, StoreError>>;
 
     /// Checks that the store can still write. With `grow_bytes` above 0, the check writes
     /// (and then removes) that much new data, so it needs new space as pushes do: a one-row
@@ -141,8 +166,8 @@ pub trait Inbox: Send + Sync + 'static {
 
 /// What operators use: looking at the inbox and repairing it (the CLI, `/metrics`).
 pub trait Admin: Send + Sync + 'static {
-    /// One event by id.
-    fn get(&self, id: String) -> BoxFuture<'_, Result<Option<Record>, StoreError>>;
+    /// One event by id: a record per route, in route order (empty when unknown).
+    fn get(&self, id: String) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
 
     /// Events matching `filter`, newest first.
     fn list(&self, filter: ListFilter) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
@@ -156,11 +181,13 @@ pub trait Admin: Send + Sync + 'static {
     /// Quarantined pushes, oldest first.
     fn quarantined(&self, limit: usize) -> BoxFuture<'_, Result<Vec<QuarantinedPush>, StoreError>>;
 
-    /// Replaces a quarantined push by the event it turned out to be, atomically.
+    /// Replaces a quarantined push by the event it turned out to be (for delivery to
+    /// `routes`, as [`Inbox::record_routed`]), atomically.
     fn release_quarantined(
         &self,
         quarantine_id: String,
         event: Event,
+        routes: Vec<String>,
     ) -> BoxFuture<'_, Result<Recorded, StoreError>>;
 
     /// Records a new reason for a push that still cannot be processed.

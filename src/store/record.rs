@@ -44,11 +44,66 @@ impl Status {
     }
 }
 
-/// A stored event with its delivery state.
+/// The route events go to when no `[[routes]]` are configured.
+pub const DEFAULT_ROUTE: &str = "default";
+
+/// The route recorded for an event that no configured route takes: stored (deduplicated,
+/// kept until retention) and delivered to nobody.
+pub const NO_ROUTE: &str = "";
+
+/// One event's delivery to one route: what the dispatcher marks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeliveryKey {
+    /// The event id.
+    pub id: String,
+    /// The route's name.
+    pub route: String,
+}
+
+impl DeliveryKey {
+    /// The delivery of event `id` to `route`.
+    pub fn new(id: impl Into<String>, route: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            route: route.into(),
+        }
+    }
+}
+
+/// Which due deliveries [`super::Inbox::due`] hands out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueQuery {
+    /// At most this many.
+    pub limit: usize,
+    /// Only this route's (a paused route's probe).
+    pub only_route: Option<String>,
+    /// None of these routes' (paused ones).
+    pub skip_routes: Vec<String>,
+}
+
+impl DueQuery {
+    /// Up to `limit` due deliveries of any route.
+    pub fn any(limit: usize) -> Self {
+        Self {
+            limit,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a delivery to `route` belongs in the answer.
+    pub fn admits(&self, route: &str) -> bool {
+        self.only_route.as_deref().is_none_or(|only| only == route)
+            && !self.skip_routes.iter().any(|r| r == route)
+    }
+}
+
+/// A stored event with the state of its delivery to one route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// The event (its `id` and `received_at` set).
     pub event: Event,
+    /// The route this delivery state is for ([`NO_ROUTE`] when no route takes the event).
+    pub route: String,
     /// Delivery state.
     pub status: Status,
     /// Delivery attempts made so far.
@@ -68,6 +123,7 @@ pub struct Record {
 /// An event's columns as a store reads them back.
 pub(crate) struct StoredEvent {
     pub(crate) id: String,
+    pub(crate) route: String,
     pub(crate) received_at: i64,
     pub(crate) status: Status,
     pub(crate) app: String,
@@ -92,6 +148,7 @@ impl From<StoredEvent> for Record {
         event.last_error.clone_from(&row.last_error);
         Self {
             event,
+            route: row.route,
             status: row.status,
             attempts: row.attempts,
             last_error: row.last_error,
@@ -100,6 +157,13 @@ impl From<StoredEvent> for Record {
             duplicates: row.duplicates,
             lease: row.lease,
         }
+    }
+}
+
+impl Record {
+    /// Which delivery this is.
+    pub fn key(&self) -> DeliveryKey {
+        DeliveryKey::new(self.event.id.clone(), self.route.clone())
     }
 }
 
@@ -113,8 +177,9 @@ pub struct Lease {
 }
 
 #[derive(Serialize)]
-struct StatusJson {
+struct StatusJson<'a> {
     status: Status,
+    route: &'a str,
 }
 
 #[derive(Serialize)]
@@ -129,6 +194,7 @@ impl Serialize for Record {
             .json_with(
                 StatusJson {
                     status: self.status,
+                    route: &self.route,
                 },
                 DeliveryJson {
                     attempts: self.attempts,
@@ -288,6 +354,14 @@ pub struct ListFilter {
     pub status: Option<Status>,
     /// Only this event name (`Event`, `InfoType` or `MsgType`).
     pub event: Option<String>,
+    /// Only events of this app (its configured name).
+    pub app: Option<String>,
+    /// Only deliveries to this route.
+    pub route: Option<String>,
+    /// Only events received at or after this time (unix ms).
+    pub since: Option<i64>,
+    /// Only events received before this time (unix ms).
+    pub until: Option<i64>,
     /// At most this many, newest first.
     pub limit: usize,
 }

@@ -340,7 +340,8 @@ pub async fn wait_for_status(
     status: wxpush::store::Status,
 ) -> wxpush::store::Record {
     for _ in 0..200 {
-        if let Some(record) = app.store().get(id.to_owned()).await.expect("store reads") {
+        let records = app.store().get(id.to_owned()).await.expect("store reads");
+        if let Some(record) = records.into_iter().next() {
             if record.status == status {
                 return record;
             }
@@ -388,9 +389,8 @@ pub async fn assert_nothing_left_to_deliver(store: Arc<dyn Store>) {
     }
     let policy = wxpush::dispatch::DeliveryPolicy {
         attempt_timeout: Duration::from_secs(5),
-        max_attempts: 3,
-        backoff_initial: Duration::from_millis(10),
-        backoff_max: Duration::from_secs(1),
+        retry_schedule: vec![Duration::from_millis(10), Duration::from_millis(10)],
+        ..wxpush::dispatch::DeliveryPolicy::default()
     };
     let dispatcher = wxpush::dispatch::Dispatcher::new(
         store,

@@ -166,6 +166,8 @@ async fn command_handler_runs_a_script_and_retries_on_failure() {
         .get(id.clone())
         .await
         .expect("read")
+        .into_iter()
+        .next()
         .expect("stored");
     assert_eq!(
         first

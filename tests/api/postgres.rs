@@ -224,6 +224,8 @@ async fn a_killed_replicas_events_are_delivered_by_another_after_the_lease() {
         .get(in_flight.clone())
         .await
         .expect("reads")
+        .into_iter()
+        .next()
         .expect("stored");
     let lease = record
         .lease
@@ -276,19 +278,40 @@ async fn leases_hand_events_to_one_instance_at_a_time() {
         Recorded::Duplicate
     );
     let now = wxpush::clock::now_ms();
-    let taken = one.due(now, 10).await.expect("due");
+    let taken = one
+        .due(now, wxpush::store::DueQuery::any(10))
+        .await
+        .expect("due");
     assert_eq!(taken.len(), 1);
     let lease = taken[0].lease.clone().expect("leased");
     assert_eq!(lease.owner, one.owner());
-    assert!(two.due(now, 10).await.expect("due").is_empty());
+    assert!(
+        two.due(now, wxpush::store::DueQuery::any(10))
+            .await
+            .expect("due")
+            .is_empty()
+    );
     let after = lease.until + 1;
-    let retaken = two.due(after, 10).await.expect("due");
+    let retaken = two
+        .due(after, wxpush::store::DueQuery::any(10))
+        .await
+        .expect("due");
     assert_eq!(retaken.len(), 1, "taken over after the lease expired");
     let id = audit(1).id;
-    one.mark_failed(id.clone(), "late".into(), None)
+    one.mark_failed(
+        wxpush::store::DeliveryKey::new(id.clone(), "default"),
+        "late".into(),
+        None,
+    )
+    .await
+    .expect("writes");
+    let record = two
+        .get(id.clone())
         .await
-        .expect("writes");
-    let record = two.get(id.clone()).await.expect("reads").expect("stored");
+        .expect("reads")
+        .into_iter()
+        .next()
+        .expect("stored");
     assert_eq!(
         record.status,
         Status::Pending,
@@ -296,17 +319,36 @@ async fn leases_hand_events_to_one_instance_at_a_time() {
     );
     assert_eq!(record.lease.map(|l| l.owner), Some(two.owner().to_owned()));
     assert_eq!(one.replay(vec![id.clone()]).await.expect("replays"), 1);
-    let record = two.get(id.clone()).await.expect("reads").expect("stored");
+    let record = two
+        .get(id.clone())
+        .await
+        .expect("reads")
+        .into_iter()
+        .next()
+        .expect("stored");
     assert_eq!(
         record.lease.map(|l| l.owner),
         Some(two.owner().to_owned()),
         "a replay leaves an event being delivered with its holder"
     );
-    two.release(vec![id.clone()]).await.expect("releases");
-    let again = one.due(wxpush::clock::now_ms(), 10).await.expect("due");
+    two.release(vec![wxpush::store::DeliveryKey::new(id.clone(), "default")])
+        .await
+        .expect("releases");
+    let again = one
+        .due(wxpush::clock::now_ms(), wxpush::store::DueQuery::any(10))
+        .await
+        .expect("due");
     assert_eq!(again.len(), 1, "released events are due at once");
-    one.mark_delivered(id.clone()).await.expect("writes");
-    let record = two.get(id).await.expect("reads").expect("stored");
+    one.mark_delivered(wxpush::store::DeliveryKey::new(id.clone(), "default"))
+        .await
+        .expect("writes");
+    let record = two
+        .get(id)
+        .await
+        .expect("reads")
+        .into_iter()
+        .next()
+        .expect("stored");
     assert_eq!(
         (record.status, record.attempts, record.duplicates),
         (Status::Delivered, 1, 1)
@@ -393,7 +435,11 @@ async fn events_cli_works_against_postgres() {
     store.record(audit(8), None).await.expect("records");
     let dead = audit(7).id;
     store
-        .mark_failed(dead.clone(), "handler said no".into(), None)
+        .mark_failed(
+            wxpush::store::DeliveryKey::new(dead.clone(), "default"),
+            "handler said no".into(),
+            None,
+        )
         .await
         .expect("writes");
     let env = [
@@ -416,7 +462,13 @@ async fn events_cli_works_against_postgres() {
     assert!(out.contains("handler said no"), "{out}");
     let (ok, _, err) = wxpush(&["events", "replay", "--dead"], &env);
     assert!(ok, "{err}");
-    let record = store.get(dead).await.expect("reads").expect("stored");
+    let record = store
+        .get(dead)
+        .await
+        .expect("reads")
+        .into_iter()
+        .next()
+        .expect("stored");
     assert_eq!((record.status, record.attempts), (Status::Pending, 0));
     assert!(!err.contains(url.as_str()));
 }
@@ -488,7 +540,10 @@ async fn a_backlog_beyond_memory_is_left_to_any_instance() {
         n += 500;
     }
     let taken = idle
-        .due(wxpush::clock::now_ms(), 10_000)
+        .due(
+            wxpush::clock::now_ms(),
+            wxpush::store::DueQuery::any(10_000),
+        )
         .await
         .expect("due");
     assert!(
@@ -502,7 +557,10 @@ async fn a_backlog_beyond_memory_is_left_to_any_instance() {
             .all(|r| r.lease.as_ref().map(|l| l.owner.as_str()) == Some(idle.owner()))
     );
     let own = busy
-        .due(wxpush::clock::now_ms(), 10_000)
+        .due(
+            wxpush::clock::now_ms(),
+            wxpush::store::DueQuery::any(10_000),
+        )
         .await
         .expect("due");
     assert_eq!(

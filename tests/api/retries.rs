@@ -92,8 +92,8 @@ async fn an_always_failing_handler_leaves_a_dead_event_that_replay_delivers() {
         .store()
         .list(ListFilter {
             status: Some(Status::Dead),
-            event: None,
             limit: 10,
+            ..ListFilter::default()
         })
         .await
         .expect("list");
@@ -164,10 +164,13 @@ async fn a_wrong_app_id_quarantines_and_retry_quarantined_delivers_after_the_fix
     assert!(app.stop().await.is_empty());
 
     let mut fixed = TestApp::spawn_in(&app_toml("demo"), Behavior::default(), dir).await;
-    let report =
-        wxpush::quarantine::retry_all(fixed.store(), std::slice::from_ref(&fixed.config.app))
-            .await
-            .expect("retry");
+    let report = wxpush::quarantine::retry_all(
+        fixed.store(),
+        std::slice::from_ref(&fixed.config.app),
+        &fixed.config.routing(),
+    )
+    .await
+    .expect("retry");
     assert_eq!((report.released, report.still_failing.len()), (1, 0));
     let stats = fixed.store().stats().await.expect("stats");
     assert_eq!(

@@ -4,16 +4,22 @@ use futures_util::future::BoxFuture;
 
 use super::*;
 
+/// The rows a [`ListFilter`] selects, its fields bound as $1 to $6.
+pub(super) const MATCHES: &str =
+    "($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR event_name = $2)
+     AND ($3::text IS NULL OR app = $3) AND ($4::text IS NULL OR route = $4)
+     AND ($5::int8 IS NULL OR received_at >= $5) AND ($6::int8 IS NULL OR received_at < $6)";
+
 impl Admin for PostgresStore {
-    fn get(&self, id: String) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+    fn get(&self, id: String) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(async move {
             let rows = self
                 .query(
-                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"),
+                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 ORDER BY route"),
                     &[&id],
                 )
                 .await?;
-            rows.first().map(row_to_record).transpose()
+            rows.iter().map(row_to_record).collect()
         })
     }
 
@@ -23,11 +29,17 @@ impl Admin for PostgresStore {
             let rows = self
                 .query(
                     &format!(
-                        "SELECT {EVENT_COLUMNS} FROM events
-                         WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR event_name = $2)
-                         ORDER BY seq DESC LIMIT $3"
+                        "SELECT {EVENT_COLUMNS} FROM events WHERE {MATCHES} ORDER BY seq DESC LIMIT $7"
                     ),
-                    &[&status, &filter.event, &limit(filter.limit)],
+                    &[
+                        &status,
+                        &filter.event,
+                        &filter.app,
+                        &filter.route,
+                        &filter.since,
+                        &filter.until,
+                        &limit(filter.limit),
+                    ],
                 )
                 .await?;
             rows.iter().map(row_to_record).collect()
@@ -48,7 +60,7 @@ impl Admin for PostgresStore {
                                       AND next_attempt_at > $2 THEN next_attempt_at ELSE $2 END,
                      lease_owner = CASE WHEN status = 'pending' AND lease_owner IS NOT NULL
                                       AND next_attempt_at > $2 THEN lease_owner ELSE NULL END
-                     WHERE id = ANY($1)",
+                     WHERE id = ANY($1) AND route <> ''",
                     &[&ids, &clock::now_ms()],
                 )
                 .await?;
@@ -86,12 +98,13 @@ impl Admin for PostgresStore {
         &self,
         quarantine_id: String,
         event: Event,
+        routes: Vec<String>,
     ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
         Box::pin(async move {
             let mut client = self.client().await?;
             let outcome = async {
                 let tx = client.transaction().await?;
-                let recorded = insert_one(&tx, &event, clock::now_ms()).await?;
+                let recorded = insert_one(&tx, &event, clock::now_ms(), &routes).await?;
                 tx.execute("DELETE FROM quarantine WHERE id = $1", &[&quarantine_id])
                     .await?;
                 tx.commit().await?;
@@ -122,7 +135,7 @@ impl Admin for PostgresStore {
             let mut stats = Stats::default();
             let rows = self
                 .query(
-                    "SELECT status, count(*), coalesce(sum(duplicates), 0)::int8 FROM events GROUP BY status",
+                    "SELECT status, count(*) FROM events WHERE route <> '' GROUP BY status",
                     &[],
                 )
                 .await?;
@@ -130,8 +143,6 @@ impl Admin for PostgresStore {
                 let status: String = row.try_get(0).map_err(read("counts"))?;
                 let count =
                     u64::try_from(row.try_get::<_, i64>(1).map_err(read("counts"))?).unwrap_or(0);
-                stats.duplicates +=
-                    u64::try_from(row.try_get::<_, i64>(2).map_err(read("counts"))?).unwrap_or(0);
                 match Status::parse(&status) {
                     Some(Status::Pending) => stats.pending = count,
                     Some(Status::Delivered) => stats.delivered = count,
@@ -142,7 +153,9 @@ impl Admin for PostgresStore {
             let rows = self
                 .query(
                     "SELECT (SELECT count(*) FROM quarantine),
-                            (SELECT min(received_at) FROM events WHERE status = 'pending')",
+                            (SELECT min(received_at) FROM events WHERE status = 'pending'),
+                            (SELECT coalesce(sum(d), 0)::int8 FROM (SELECT max(duplicates) AS d
+                             FROM events WHERE duplicates > 0 GROUP BY id) AS per_event)",
                     &[],
                 )
                 .await?;
@@ -150,6 +163,9 @@ impl Admin for PostgresStore {
                 stats.quarantined =
                     u64::try_from(row.try_get::<_, i64>(0).map_err(read("counts"))?).unwrap_or(0);
                 stats.oldest_pending_at = row.try_get(1).map_err(read("counts"))?;
+                // Every route's row of an event counts its duplicates: counted once.
+                stats.duplicates =
+                    u64::try_from(row.try_get::<_, i64>(2).map_err(read("counts"))?).unwrap_or(0);
             }
             Ok(stats)
         })
@@ -228,6 +244,7 @@ impl Submissions for PostgresStore {
                     &format!(
                         "SELECT {EVENT_COLUMNS} FROM events WHERE event_name = 'wxa_category_audit'
                          AND NOT EXISTS (SELECT 1 FROM submissions s WHERE s.event_id = events.id)
+                         AND seq = (SELECT min(seq) FROM events f WHERE f.id = events.id)
                          ORDER BY seq DESC"
                     ),
                     &[],

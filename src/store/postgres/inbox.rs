@@ -5,16 +5,24 @@ use futures_util::future::BoxFuture;
 
 use super::*;
 
+/// Whether a pending row `e` is the oldest pending delivery of its route and ordering key:
+/// only such rows are handed out, so deliveries sharing a key go one at a time, in order,
+/// whichever instance takes them.
+const FIRST_OF_KEY: &str = "NOT EXISTS (SELECT 1 FROM events p
+     WHERE p.status = 'pending' AND p.route = e.route AND p.order_key = e.order_key AND p.seq < e.seq)";
+
 impl Inbox for PostgresStore {
-    fn record(
+    fn record_routed(
         &self,
         event: Event,
         request_key: Option<String>,
+        routes: Vec<String>,
     ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
         let (reply, rx) = oneshot::channel();
         let sent = self.writes.send(Write::Record {
             event: Box::new(event),
             request_key,
+            routes,
             now: clock::now_ms(),
             reply,
         });
@@ -69,16 +77,22 @@ impl Inbox for PostgresStore {
         })
     }
 
-    fn due(&self, now: i64, limit_n: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
+    fn due(&self, now: i64, query: DueQuery) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(async move {
-            // Events this instance stored are leased to it from the start and wait in
-            // memory: no read needed. The database is asked for due events nobody holds
-            // (retries, replays, a dead instance's expired leases) when memory is empty, and
-            // at least once a second under load, with SKIP LOCKED so that concurrent
-            // instances never take the same event.
-            let (held, look) = self.held.take(limit_n);
+            // Deliveries this instance stored are leased to it from the start and wait in
+            // memory: no read needed. The database is asked for due deliveries nobody holds
+            // (retries, replays, ones waiting behind another of their key, a dead
+            // instance's expired leases) when memory is empty, and at least once a second
+            // under load, with SKIP LOCKED so that concurrent instances never take the same
+            // one. A probe of one route reads only the database.
+            let (held, refused, look) = if query.only_route.is_some() {
+                (Vec::new(), Vec::new(), true)
+            } else {
+                self.held.take(query.limit, &query)
+            };
+            self.release(refused).await?;
             let mut records: Vec<(i64, Record)> = held.into_iter().map(|r| (0, r)).collect();
-            let wanted = limit_n.saturating_sub(records.len());
+            let wanted = query.limit.saturating_sub(records.len());
             if look && wanted > 0 {
                 let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 4);
                 let until = now.saturating_add(lease_ms);
@@ -86,15 +100,24 @@ impl Inbox for PostgresStore {
                     .query(
                         &format!(
                             "WITH due AS (
-                                 SELECT id AS due_id FROM events
-                                 WHERE status = 'pending' AND next_attempt_at <= $1
-                                 ORDER BY seq LIMIT $2
-                                 FOR UPDATE SKIP LOCKED)
+                                 SELECT e.id AS due_id, e.route AS due_route FROM events e
+                                 WHERE e.status = 'pending' AND e.next_attempt_at <= $1
+                                   AND ($5::text IS NULL OR e.route = $5)
+                                   AND NOT (e.route = ANY($6)) AND {FIRST_OF_KEY}
+                                 ORDER BY e.seq LIMIT $2
+                                 FOR UPDATE OF e SKIP LOCKED)
                              UPDATE events SET next_attempt_at = $3, lease_owner = $4
-                             FROM due WHERE id = due.due_id
+                             FROM due WHERE id = due.due_id AND route = due.due_route
                              RETURNING seq, {EVENT_COLUMNS}"
                         ),
-                        &[&now, &limit(wanted), &until, &self.owner],
+                        &[
+                            &now,
+                            &limit(wanted),
+                            &until,
+                            &self.owner,
+                            &query.only_route,
+                            &query.skip_routes,
+                        ],
                     )
                     .await?;
                 for row in &claimed {
@@ -107,22 +130,28 @@ impl Inbox for PostgresStore {
         })
     }
 
-    fn next_due_at(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+    fn next_due_at(
+        &self,
+        skip_routes: Vec<String>,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
         Box::pin(async move {
             let rows = self
                 .query(
-                    "SELECT min(next_attempt_at) FROM events WHERE status = 'pending'",
-                    &[],
+                    &format!(
+                        "SELECT min(e.next_attempt_at) FROM events e WHERE e.status = 'pending'
+                         AND NOT (e.route = ANY($1)) AND {FIRST_OF_KEY}"
+                    ),
+                    &[&skip_routes],
                 )
                 .await?;
             Ok(rows.first().and_then(|r| r.get::<_, Option<i64>>(0)))
         })
     }
 
-    fn mark_delivered(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn mark_delivered(&self, key: DeliveryKey) -> BoxFuture<'_, Result<(), StoreError>> {
         let (reply, rx) = oneshot::channel();
         let sent = self.writes.send(Write::Delivered {
-            id,
+            key,
             at: clock::now_ms(),
             reply,
         });
@@ -134,7 +163,7 @@ impl Inbox for PostgresStore {
 
     fn mark_failed(
         &self,
-        id: String,
+        key: DeliveryKey,
         error: String,
         retry_at: Option<i64>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -145,30 +174,55 @@ impl Inbox for PostgresStore {
                 "dead"
             };
             // Only while this instance still holds the lease: after it expired, another
-            // instance owns the event and its outcome counts.
+            // instance owns the delivery and its outcome counts.
             self.execute(
-                "UPDATE events SET status = $2, attempts = attempts + 1, last_error = $3,
-                 next_attempt_at = $4, lease_owner = NULL
-                 WHERE id = $1 AND (lease_owner IS NULL OR lease_owner = $5)",
-                &[&id, &status, &text(&error), &retry_at, &self.owner],
+                "UPDATE events SET status = $3, attempts = attempts + 1, last_error = $4,
+                 next_attempt_at = $5, lease_owner = NULL
+                 WHERE id = $1 AND route = $2 AND (lease_owner IS NULL OR lease_owner = $6)",
+                &[
+                    &key.id,
+                    &key.route,
+                    &status,
+                    &text(&error),
+                    &retry_at,
+                    &self.owner,
+                ],
             )
             .await?;
             Ok(())
         })
     }
 
-    fn release(&self, ids: Vec<String>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn release(&self, keys: Vec<DeliveryKey>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            if ids.is_empty() {
+            if keys.is_empty() {
                 return Ok(());
             }
+            let (ids, routes): (Vec<String>, Vec<String>) =
+                keys.into_iter().map(|k| (k.id, k.route)).unzip();
             self.execute(
-                "UPDATE events SET next_attempt_at = $2, lease_owner = NULL
-                 WHERE id = ANY($1) AND status = 'pending' AND lease_owner = $3",
-                &[&ids, &clock::now_ms(), &self.owner],
+                "UPDATE events e SET next_attempt_at = $3, lease_owner = NULL
+                 FROM unnest($1::text[], $2::text[]) AS k(id, route)
+                 WHERE e.id = k.id AND e.route = k.route AND e.status = 'pending'
+                   AND e.lease_owner = $4",
+                &[&ids, &routes, &clock::now_ms(), &self.owner],
             )
             .await?;
             Ok(())
+        })
+    }
+
+    fn expedite(&self, route: String) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let n = self
+                .execute(
+                    "UPDATE events SET next_attempt_at = $2
+                     WHERE route = $1 AND status = 'pending' AND lease_owner IS NULL
+                       AND next_attempt_at > $2",
+                    &[&route, &clock::now_ms()],
+                )
+                .await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
     }
 
@@ -178,12 +232,17 @@ impl Inbox for PostgresStore {
         Box::pin(async { Ok(0) })
     }
 
-    fn release_all(&self, keep: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
+    fn release_all(&self, keep: Vec<DeliveryKey>) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
+            let keep: Vec<String> = keep
+                .iter()
+                .map(|k| format!("{}\u{1f}{}", k.id, k.route))
+                .collect();
             let n = self
                 .execute(
                     "UPDATE events SET next_attempt_at = $2, lease_owner = NULL
-                     WHERE status = 'pending' AND lease_owner = $1 AND NOT (id = ANY($3))",
+                     WHERE status = 'pending' AND lease_owner = $1
+                       AND NOT (id || chr(31) || route = ANY($3))",
                     &[&self.owner, &clock::now_ms(), &keep],
                 )
                 .await?;

@@ -8,6 +8,7 @@
 use tokio_postgres::Client;
 
 use super::errors::{classify, open_error};
+use crate::event::Event;
 use crate::store::StoreError;
 
 /// One step of the schema's history. Never edit a released one: add the next.
@@ -85,7 +86,51 @@ CREATE TABLE requests (
 CREATE INDEX requests_received ON requests (received_at);
 ",
     },
+    Migration {
+        version: 3,
+        name: "delivery state per route, ordering keys",
+        // A row per event and route. Existing events are the route `default`'s; their
+        // ordering key is app, authorizer and event name (pending category audits get their
+        // categories added by `order_keys`).
+        sql: "
+ALTER TABLE events ADD COLUMN route text NOT NULL DEFAULT 'default';
+ALTER TABLE events ADD COLUMN order_key text NOT NULL DEFAULT '';
+ALTER TABLE events ALTER COLUMN route DROP DEFAULT;
+ALTER TABLE events ALTER COLUMN order_key DROP DEFAULT;
+UPDATE events SET order_key = app || chr(31) || coalesce(authorizer_appid, '') || chr(31) || event_name;
+ALTER TABLE events DROP CONSTRAINT events_pkey;
+ALTER TABLE events ADD PRIMARY KEY (id, route);
+CREATE INDEX events_order ON events (route, order_key, seq) WHERE status = 'pending';
+",
+    },
 ];
+
+/// After migration 3: pending category audits get the ordering key new ones have
+/// ([`Event::order_key`], with their categories), so that a result stored before the
+/// upgrade is still delivered before a later result of the same category.
+async fn order_keys(tx: &tokio_postgres::Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "SELECT seq, app, authorizer_appid, message FROM events
+             WHERE status = 'pending' AND event_name = 'wxa_category_audit'",
+            &[],
+        )
+        .await?;
+    for row in rows {
+        let message: Vec<u8> = row.try_get(3)?;
+        let message = String::from_utf8_lossy(&message).into_owned();
+        let authorizer: Option<String> = row.try_get(2)?;
+        let app: String = row.try_get(1)?;
+        let key = Event::from_message(message, &app, authorizer.as_deref()).order_key();
+        let seq: i64 = row.try_get(0)?;
+        tx.execute(
+            "UPDATE events SET order_key = $2 WHERE seq = $1",
+            &[&seq, &key],
+        )
+        .await?;
+    }
+    Ok(())
+}
 
 /// The newest schema version this build knows.
 pub(super) fn latest() -> i32 {
@@ -170,6 +215,9 @@ pub(super) async fn migrate(
                 classify(&e)
             )))
         })?;
+        if migration.version == 3 {
+            order_keys(&tx).await.map_err(|e| fail(classify(&e)))?;
+        }
         tx.execute(
             "INSERT INTO wxpush_migrations (version, name) VALUES ($1, $2)",
             &[&migration.version, &migration.name],

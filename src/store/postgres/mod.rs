@@ -15,6 +15,7 @@ mod admin;
 mod batch;
 mod errors;
 mod inbox;
+mod insert;
 mod migrations;
 mod rows;
 mod tls;
@@ -32,8 +33,8 @@ use tokio_postgres::{NoTls, Row};
 use self::batch::{Counters, Owner, Write};
 use self::errors::{classify, open_error, pool_error};
 use super::{
-    Admin, Inbox, Lease, ListFilter, QuarantinedPush, Record, Recorded, Stats, Status, StoreError,
-    StoredEvent, Submission, Submissions,
+    Admin, DeliveryKey, DueQuery, Inbox, Lease, ListFilter, NO_ROUTE, QuarantinedPush, Record,
+    Recorded, Stats, Status, StoreError, StoredEvent, Submission, Submissions,
 };
 use crate::clock;
 use crate::event::Event;
@@ -72,7 +73,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const PRUNE_CHUNK: i64 = 10_000;
 
 const EVENT_COLUMNS: &str = "id, received_at, status, app, authorizer_appid, message, attempts, \
-                             last_error, next_attempt_at, delivered_at, duplicates, lease_owner";
+                             last_error, next_attempt_at, delivered_at, duplicates, lease_owner, \
+                             route";
 
 /// The PostgreSQL store. Cheap to share behind an `Arc`.
 pub struct PostgresStore {

@@ -26,6 +26,7 @@ pub(super) fn row_to_record_at(row: &Row, base: usize) -> Result<Record, StoreEr
     let next_attempt_at: Option<i64> = row.try_get(base + 8).map_err(get)?;
     let duplicates: i32 = row.try_get(base + 10).map_err(get)?;
     let lease_owner: Option<String> = row.try_get(base + 11).map_err(get)?;
+    let route: String = row.try_get(base + 12).map_err(get)?;
     let status = Status::parse(&status).ok_or_else(|| StoreError::unknown_status(&status))?;
     let lease = match (status, lease_owner, next_attempt_at) {
         (Status::Pending, Some(owner), Some(until)) => Some(Lease { owner, until }),
@@ -33,6 +34,7 @@ pub(super) fn row_to_record_at(row: &Row, base: usize) -> Result<Record, StoreEr
     };
     Ok(StoredEvent {
         id,
+        route,
         received_at,
         status,
         app,
@@ -109,41 +111,62 @@ pub(super) async fn resolve_submission(
     Ok(())
 }
 
-/// Stores one event outside the batch (re-processed quarantine), inside `tx`.
+/// Stores one event outside the batch (re-processed quarantine), a row per route (one
+/// delivered [`NO_ROUTE`] row for none), due now, inside `tx`.
 pub(super) async fn insert_one(
     tx: &deadpool_postgres::Transaction<'_>,
     event: &Event,
     now: i64,
+    routes: &[String],
 ) -> Result<Recorded, tokio_postgres::Error> {
+    let exists = tx
+        .query_opt("SELECT 1 FROM events WHERE id = $1 LIMIT 1", &[&event.id])
+        .await?
+        .is_some();
+    if exists {
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE events SET duplicates = duplicates + 1, last_duplicate_at = $2 WHERE id = $1",
+            )
+            .await?;
+        tx.execute(&stmt, &[&event.id, &now]).await?;
+        return Ok(Recorded::Duplicate);
+    }
     let stmt = tx
         .prepare_cached(
-            "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at)
-             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $2)
-             ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO events (id, route, order_key, received_at, status, app, authorizer_appid,
+                                 event_name, message, next_attempt_at, delivered_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (id, route) DO NOTHING",
         )
         .await?;
-    let inserted = tx
-        .execute(
+    let no_route = [NO_ROUTE.to_owned()];
+    let (targets, status) = if routes.is_empty() {
+        (&no_route[..], "delivered")
+    } else {
+        (routes, "pending")
+    };
+    let delivered = routes.is_empty().then_some(now);
+    let due = (!routes.is_empty()).then_some(now);
+    for route in targets {
+        tx.execute(
             &stmt,
             &[
                 &event.id,
+                route,
+                &text(&event.order_key()),
                 &now,
+                &status,
                 &text(&event.app),
                 &event.authorizer_appid.as_deref().map(text),
                 &text(event.name()),
                 &event.raw.as_bytes(),
+                &due,
+                &delivered,
             ],
         )
         .await?;
-    if inserted == 1 {
-        resolve_submission(tx, event, now).await?;
-        return Ok(Recorded::New);
     }
-    let stmt = tx
-        .prepare_cached(
-            "UPDATE events SET duplicates = duplicates + 1, last_duplicate_at = $2 WHERE id = $1",
-        )
-        .await?;
-    tx.execute(&stmt, &[&event.id, &now]).await?;
-    Ok(Recorded::Duplicate)
+    resolve_submission(tx, event, now).await?;
+    Ok(Recorded::New)
 }

@@ -1,20 +1,23 @@
 //! Looking at and repairing the SQLite inbox, and its category submissions.
 
 use futures_util::future::BoxFuture;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::*;
 
+/// The rows a [`ListFilter`] selects, its fields bound as ?1 to ?6.
+pub(super) const MATCHES: &str = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR event_name = ?2)
+     AND (?3 IS NULL OR app = ?3) AND (?4 IS NULL OR route = ?4)
+     AND (?5 IS NULL OR received_at >= ?5) AND (?6 IS NULL OR received_at < ?6)";
+
 impl Admin for SqliteStore {
-    fn get(&self, id: String) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+    fn get(&self, id: String) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         self.read(move |conn| {
-            db(conn
-                .query_row(
-                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"),
-                    params![id],
-                    row_to_record,
-                )
-                .optional())
+            let mut stmt = db(conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1 ORDER BY route"
+            )))?;
+            let rows = db(stmt.query_map(params![id], row_to_record))?;
+            db(rows.collect())
         })
     }
 
@@ -22,12 +25,21 @@ impl Admin for SqliteStore {
         self.read(move |conn| {
             let limit = i64::try_from(filter.limit.max(1)).unwrap_or(i64::MAX);
             let mut stmt = db(conn.prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events
-                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR event_name = ?2)
-                 ORDER BY seq DESC LIMIT ?3"
+                "SELECT {EVENT_COLUMNS} FROM events WHERE {MATCHES} ORDER BY seq DESC LIMIT ?7"
             )))?;
             let status = filter.status.map(Status::as_str);
-            let rows = db(stmt.query_map(params![status, filter.event, limit], row_to_record))?;
+            let rows = db(stmt.query_map(
+                params![
+                    status,
+                    filter.event,
+                    filter.app,
+                    filter.route,
+                    filter.since,
+                    filter.until,
+                    limit
+                ],
+                row_to_record,
+            ))?;
             db(rows.collect())
         })
     }
@@ -46,7 +58,7 @@ impl Admin for SqliteStore {
                      next_attempt_at = CASE
                          WHEN status = 'pending' AND held = 1 THEN next_attempt_at
                          ELSE ?2 END
-                     WHERE id = ?1",
+                     WHERE id = ?1 AND route <> ''",
                         params![id, now],
                     )?;
                 }
@@ -82,12 +94,13 @@ impl Admin for SqliteStore {
         &self,
         quarantine_id: String,
         event: Event,
+        routes: Vec<String>,
     ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
         self.write(move |tx| {
             let now = clock::now_ms();
             atomic(tx, || {
                 // Its request was claimed when it was quarantined.
-                let recorded = insert_event(tx, &event, now, false, None)?;
+                let (recorded, _) = insert_event(tx, &event, now, false, None, &routes)?;
                 exec(
                     tx,
                     "DELETE FROM quarantine WHERE id = ?1",
@@ -117,18 +130,20 @@ impl Admin for SqliteStore {
         self.read(|conn| {
             let mut stats = Stats::default();
             let mut stmt = db(conn.prepare_cached(
-                "SELECT status, count(*), coalesce(sum(duplicates), 0) FROM events GROUP BY status",
+                "SELECT status, count(*) FROM events WHERE route <> '' GROUP BY status",
             ))?;
             let rows = db(stmt.query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, u64>(1)?,
-                    row.get::<_, u64>(2)?,
-                ))
+                Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?))
             }))?;
+            // Every route's row of an event counts its duplicates: count them once.
+            stats.duplicates = db(conn.query_row(
+                "SELECT coalesce(sum(d), 0) FROM (SELECT max(duplicates) AS d FROM events
+                 WHERE duplicates > 0 GROUP BY id)",
+                [],
+                |r| r.get(0),
+            ))?;
             for row in rows {
-                let (status, count, duplicates) = db(row)?;
-                stats.duplicates += duplicates;
+                let (status, count) = db(row)?;
                 match Status::parse(&status) {
                     Some(Status::Pending) => stats.pending = count,
                     Some(Status::Delivered) => stats.delivered = count,
@@ -201,8 +216,9 @@ impl Submissions for SqliteStore {
                 out.push(db(row)?);
             }
             let mut stmt = db(conn.prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE event_name = 'wxa_category_audit'
+                "SELECT {EVENT_COLUMNS} FROM events e WHERE event_name = 'wxa_category_audit'
                  AND id NOT IN (SELECT event_id FROM submissions WHERE event_id IS NOT NULL)
+                 AND seq = (SELECT min(seq) FROM events f WHERE f.id = e.id)
                  ORDER BY seq DESC"
             )))?;
             let rows = db(stmt.query_map([], row_to_record))?;

@@ -6,23 +6,34 @@ use rusqlite::params;
 
 use super::*;
 
+/// Whether a pending row `e` is the oldest pending delivery of its route and ordering key:
+/// only such rows are handed out, so deliveries sharing a key go one at a time, in order.
+pub(super) const FIRST_OF_KEY: &str = "NOT EXISTS (SELECT 1 FROM events p
+     WHERE p.status = 'pending' AND p.route = e.route AND p.order_key = e.order_key AND p.seq < e.seq)";
+
+/// Routes as one JSON array parameter, for `IN (SELECT value FROM json_each(?))`.
+fn json_list<T: serde::Serialize>(items: &[T]) -> Result<String, StoreError> {
+    serde_json::to_string(items).map_err(|e| StoreError::Database(e.to_string()))
+}
+
 impl Inbox for SqliteStore {
-    fn record(
+    fn record_routed(
         &self,
         event: Event,
         request_key: Option<String>,
+        routes: Vec<String>,
     ) -> BoxFuture<'_, Result<Recorded, StoreError>> {
         let now = clock::now_ms();
         let hold = self.held.has_room();
-        let due_at = if hold { now + HOLD_MS } else { now };
         let held = Arc::clone(&self.held);
         self.write_then(
             move |conn| {
-                insert_event(conn, &event, now, hold, request_key.as_deref()).map(|r| (r, event))
+                insert_event(conn, &event, now, hold, request_key.as_deref(), &routes)
+                    .map(|r| (r, event))
             },
-            move |(recorded, event)| {
-                if hold && recorded == Recorded::New {
-                    held.push(event, now, HOLDER, due_at);
+            move |((recorded, held_routes), event)| {
+                for route in held_routes {
+                    held.push(event.clone(), route, now, HOLDER, now + HOLD_MS);
                 }
                 recorded
             },
@@ -59,47 +70,51 @@ impl Inbox for SqliteStore {
         })
     }
 
-    fn due(&self, now: i64, limit: usize) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
-        // New events come from memory; the file is read for retries and replays falling
-        // due, and for events stored while memory was full.
-        let (mut records, look) = self.held.take(limit);
-        let wanted = limit.saturating_sub(records.len());
+    fn due(&self, now: i64, query: DueQuery) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
+        // New deliveries come from memory; the file is read for retries and replays falling
+        // due, for deliveries waiting behind another of their key, and for events stored
+        // while memory was full. A probe of one route reads only the file.
+        let (mut records, refused, look) = if query.only_route.is_some() {
+            (Vec::new(), Vec::new(), true)
+        } else {
+            self.held.take(query.limit, &query)
+        };
+        let wanted = query.limit.saturating_sub(records.len());
+        let give_back = (!refused.is_empty()).then(|| self.release(refused));
         Box::pin(async move {
+            if let Some(give_back) = give_back {
+                give_back.await?;
+            }
             if look && wanted > 0 {
-                let stored = self
-                    .read(move |conn| {
-                        let mut stmt = db(conn.prepare_cached(&format!(
-                            "SELECT {EVENT_COLUMNS} FROM events
-                             WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY seq LIMIT ?2"
-                        )))?;
-                        let wanted = i64::try_from(wanted).unwrap_or(i64::MAX);
-                        let rows = db(stmt.query_map(params![now, wanted], row_to_record))?;
-                        db(rows.collect::<Result<Vec<_>, _>>())
-                    })
-                    .await?;
-                records.extend(stored);
+                records.extend(self.claim_due(now, wanted, query).await?);
             }
             Ok(records)
         })
     }
 
-    fn next_due_at(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
-        self.read(|conn| {
+    fn next_due_at(
+        &self,
+        skip_routes: Vec<String>,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        self.read(move |conn| {
             db(conn.query_row(
-                "SELECT min(next_attempt_at) FROM events WHERE status = 'pending'",
-                [],
+                &format!(
+                    "SELECT min(e.next_attempt_at) FROM events e WHERE e.status = 'pending'
+                     AND e.route NOT IN (SELECT value FROM json_each(?1)) AND {FIRST_OF_KEY}"
+                ),
+                params![json_list(&skip_routes)?],
                 |row| row.get(0),
             ))
         })
     }
 
-    fn mark_delivered(&self, id: String) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn mark_delivered(&self, key: DeliveryKey) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |conn| {
             exec(
                 conn,
                 "UPDATE events SET status = 'delivered', attempts = attempts + 1,
-                 delivered_at = ?2, next_attempt_at = NULL, held = 0 WHERE id = ?1",
-                params![id, clock::now_ms()],
+                 delivered_at = ?3, next_attempt_at = NULL, held = 0 WHERE id = ?1 AND route = ?2",
+                params![key.id, key.route, clock::now_ms()],
             )?;
             Ok(())
         })
@@ -107,7 +122,7 @@ impl Inbox for SqliteStore {
 
     fn mark_failed(
         &self,
-        id: String,
+        key: DeliveryKey,
         error: String,
         retry_at: Option<i64>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -119,28 +134,39 @@ impl Inbox for SqliteStore {
             };
             exec(
                 conn,
-                "UPDATE events SET status = ?2, attempts = attempts + 1, last_error = ?3,
-                 next_attempt_at = ?4, held = 0 WHERE id = ?1",
-                params![id, status, error, retry_at],
+                "UPDATE events SET status = ?3, attempts = attempts + 1, last_error = ?4,
+                 next_attempt_at = ?5, held = 0 WHERE id = ?1 AND route = ?2",
+                params![key.id, key.route, status, error, retry_at],
             )?;
             Ok(())
         })
     }
 
-    fn release(&self, ids: Vec<String>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn release(&self, keys: Vec<DeliveryKey>) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |tx| {
             let now = clock::now_ms();
             atomic(tx, || {
-                for id in &ids {
+                for key in &keys {
                     exec(
                         tx,
-                        "UPDATE events SET next_attempt_at = ?2, held = 0
-                         WHERE id = ?1 AND status = 'pending' AND held = 1",
-                        params![id, now],
+                        "UPDATE events SET next_attempt_at = ?3, held = 0
+                         WHERE id = ?1 AND route = ?2 AND status = 'pending' AND held = 1",
+                        params![key.id, key.route, now],
                     )?;
                 }
                 Ok(())
             })
+        })
+    }
+
+    fn expedite(&self, route: String) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(move |conn| {
+            exec(
+                conn,
+                "UPDATE events SET next_attempt_at = ?2
+                 WHERE route = ?1 AND status = 'pending' AND held = 0 AND next_attempt_at > ?2",
+                params![route, clock::now_ms()],
+            )
         })
     }
 
@@ -149,16 +175,18 @@ impl Inbox for SqliteStore {
         self.release_all(Vec::new())
     }
 
-    fn release_all(&self, keep: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
+    fn release_all(&self, keep: Vec<DeliveryKey>) -> BoxFuture<'_, Result<usize, StoreError>> {
         self.write(move |conn| {
-            let keep =
-                serde_json::to_string(&keep).map_err(|e| StoreError::Database(e.to_string()))?;
+            let keep: Vec<String> = keep
+                .iter()
+                .map(|k| format!("{}\u{1f}{}", k.id, k.route))
+                .collect();
             exec(
                 conn,
                 "UPDATE events SET next_attempt_at = ?1, held = 0
                  WHERE status = 'pending' AND held = 1
-                   AND id NOT IN (SELECT value FROM json_each(?2))",
-                params![clock::now_ms(), keep],
+                   AND id || char(31) || route NOT IN (SELECT value FROM json_each(?2))",
+                params![clock::now_ms(), json_list(&keep)?],
             )
         })
     }
@@ -196,6 +224,39 @@ impl Inbox for SqliteStore {
             let grown = grow.await;
             shrink.await?;
             grown
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Takes up to `wanted` due deliveries from the file, each the first pending one of its
+    /// key, and holds them for this process (as new events are held), oldest first.
+    fn claim_due(
+        &self,
+        now: i64,
+        wanted: usize,
+        query: DueQuery,
+    ) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
+        self.write(move |conn| {
+            let mut stmt = db(conn.prepare_cached(&format!(
+                "UPDATE events SET held = 1, next_attempt_at = ?4
+                 WHERE seq IN (SELECT e.seq FROM events e
+                     WHERE e.status = 'pending' AND e.next_attempt_at <= ?1
+                       AND (?2 IS NULL OR e.route = ?2)
+                       AND e.route NOT IN (SELECT value FROM json_each(?3))
+                       AND {FIRST_OF_KEY}
+                     ORDER BY e.seq LIMIT ?5)
+                 RETURNING {EVENT_COLUMNS}, seq"
+            )))?;
+            let wanted = i64::try_from(wanted).unwrap_or(i64::MAX);
+            let skip = json_list(&query.skip_routes)?;
+            let rows = db(stmt.query_map(
+                params![now, query.only_route, skip, now + HOLD_MS, wanted],
+                |row| Ok((row.get::<_, i64>(13)?, row_to_record(row)?)),
+            ))?;
+            let mut claimed = db(rows.collect::<Result<Vec<_>, _>>())?;
+            claimed.sort_by_key(|(seq, _)| *seq);
+            Ok(claimed.into_iter().map(|(_, r)| r).collect())
         })
     }
 }

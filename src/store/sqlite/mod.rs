@@ -19,8 +19,8 @@ use tokio::sync::oneshot;
 use super::held::Held;
 use super::scalar_text;
 use super::{
-    Admin, Inbox, Lease, ListFilter, QuarantinedPush, Record, Recorded, Stats, Status, StoreError,
-    StoredEvent, Submission, Submissions,
+    Admin, DeliveryKey, DueQuery, Inbox, Lease, ListFilter, NO_ROUTE, QuarantinedPush, Record,
+    Recorded, Stats, Status, StoreError, StoredEvent, Submission, Submissions,
 };
 use crate::clock;
 use crate::event::Event;
@@ -119,7 +119,7 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 const EVENT_COLUMNS: &str = "id, received_at, status, app, authorizer_appid, message, attempts, \
-                             last_error, next_attempt_at, delivered_at, duplicates, held";
+                             last_error, next_attempt_at, delivered_at, duplicates, held, route";
 
 impl SqliteStore {
     /// Opens (creating if needed) `data_dir/wxpush.db` and starts the writer thread.

@@ -49,38 +49,101 @@ pub(super) fn db<T>(r: rusqlite::Result<T>) -> Result<T, StoreError> {
     r.map_err(classify)
 }
 
-/// Inserts `event` unless its id exists (counting the duplicate then): `held` when it is
-/// handed to the running server's dispatcher in memory (due only after [`HOLD_MS`] as a
-/// safety net), else due now.
+/// Inserts `event`, a row per route (for no route, one [`NO_ROUTE`] row, delivered),
+/// unless its id exists (counting the duplicate then). A route's row is `held` when `hold`
+/// allows and it is the only pending delivery of its route and ordering key: it is handed
+/// to the running server's dispatcher in memory (due only after [`HOLD_MS`] as a safety
+/// net). Any other row is due now, and handed out once the deliveries before it are done.
+/// Returns the outcome and the routes whose rows are held.
 pub(super) fn insert_event(
     tx: &Tx<'_>,
     event: &Event,
     now: i64,
-    held: bool,
+    hold: bool,
     request_key: Option<&str>,
-) -> Result<Recorded, StoreError> {
+    routes: &[String],
+) -> Result<(Recorded, Vec<String>), StoreError> {
     if let Some(key) = request_key
         && !claim_request(tx, key, now)?
+        && !event_exists(tx, &event.id)?
     {
-        // The same signed request was seen before: a platform retry of this event (counted
-        // as a duplicate), or a copy sent to another path or with another body, which
-        // neither creates nor re-attributes an event.
-        let stored = db(tx
-            .query_row(
-                "SELECT 1 FROM events WHERE id = ?1",
-                params![event.id],
-                |_| Ok(()),
-            )
-            .optional())?;
-        if stored.is_none() {
-            return Ok(Recorded::Replay);
+        // The same signed request was seen before, and made no event: a copy sent to
+        // another path or with another body, which neither creates nor re-attributes one.
+        // (A platform retry of a stored event is counted as a duplicate below.)
+        return Ok((Recorded::Replay, Vec::new()));
+    }
+    if event_exists(tx, &event.id)? {
+        exec(
+            tx,
+            "UPDATE events SET duplicates = duplicates + 1, last_duplicate_at = ?2 WHERE id = ?1",
+            params![event.id, now],
+        )?;
+        return Ok((Recorded::Duplicate, Vec::new()));
+    }
+    let resolve = event.category_audit().is_some() && tx.has_open_submissions()?;
+    atomic(tx, || {
+        let held = insert_rows(tx, event, now, hold, routes)?;
+        if resolve {
+            resolve_submission(tx, event, now)?;
+        }
+        Ok((Recorded::New, held))
+    })
+}
+
+fn event_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+    Ok(db(conn
+        .prepare_cached("SELECT 1 FROM events WHERE id = ?1 LIMIT 1")
+        .and_then(|mut stmt| stmt.query_row(params![id], |_| Ok(())).optional()))?
+    .is_some())
+}
+
+/// [`insert_event`]'s rows; returns the routes whose rows are held.
+fn insert_rows(
+    conn: &Connection,
+    event: &Event,
+    now: i64,
+    hold: bool,
+    routes: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let order_key = event.order_key();
+    if routes.is_empty() {
+        exec(conn,
+            "INSERT INTO events (id, route, order_key, received_at, status, app, authorizer_appid, event_name, message, delivered_at)
+             VALUES (?1, ?2, ?3, ?4, 'delivered', ?5, ?6, ?7, ?8, ?4)",
+            params![event.id, NO_ROUTE, order_key, now, event.app, event.authorizer_appid, event.name(), event.raw],
+        )?;
+        return Ok(Vec::new());
+    }
+    let mut held = Vec::new();
+    for route in routes {
+        let first = hold
+            && db(conn
+                .prepare_cached(
+                    "SELECT 1 FROM events WHERE status = 'pending' AND route = ?1 AND order_key = ?2 LIMIT 1",
+                )
+                .and_then(|mut stmt| stmt.query_row(params![route, order_key], |_| Ok(())).optional()))?
+            .is_none();
+        exec(conn,
+            "INSERT INTO events (id, route, order_key, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at, held)
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                event.id,
+                route,
+                order_key,
+                now,
+                event.app,
+                event.authorizer_appid,
+                event.name(),
+                event.raw,
+                if first { now + HOLD_MS } else { now },
+                first
+            ],
+        )?;
+        if first {
+            held.push(route.clone());
         }
     }
-    if event.category_audit().is_some() && tx.has_open_submissions()? {
-        atomic(tx, || insert_event_then(tx, event, now, held, true))
-    } else {
-        insert_event_then(tx, event, now, held, false)
-    }
+    Ok(held)
 }
 
 /// Records a request's key; false when it was already recorded (a replay).
@@ -90,43 +153,6 @@ pub(super) fn claim_request(conn: &Connection, key: &str, now: i64) -> Result<bo
         "INSERT INTO requests (key, received_at) VALUES (?1, ?2) ON CONFLICT(key) DO NOTHING",
         params![key, now],
     )? == 1)
-}
-
-/// [`insert_event`]'s statements; a new event resolves a submission when `resolve` is set.
-pub(super) fn insert_event_then(
-    conn: &Connection,
-    event: &Event,
-    now: i64,
-    held: bool,
-    resolve: bool,
-) -> Result<Recorded, StoreError> {
-    let inserted = exec(conn,
-        "INSERT INTO events (id, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at, held)
-         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT(id) DO NOTHING",
-        params![
-            event.id,
-            now,
-            event.app,
-            event.authorizer_appid,
-            event.name(),
-            event.raw,
-            if held { now + HOLD_MS } else { now },
-            held
-        ],
-    )?;
-    if inserted == 1 {
-        if resolve {
-            resolve_submission(conn, event, now)?;
-        }
-        return Ok(Recorded::New);
-    }
-    exec(
-        conn,
-        "UPDATE events SET duplicates = duplicates + 1, last_duplicate_at = ?2 WHERE id = ?1",
-        params![event.id, now],
-    )?;
-    Ok(Recorded::Duplicate)
 }
 
 /// A new category-audit event resolves the newest pending submission of the same app,
@@ -179,6 +205,7 @@ pub(super) fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
     let next_attempt_at: Option<i64> = row.get(8)?;
     // A new event handed to the running server's dispatcher in memory.
     let held: bool = row.get(11)?;
+    let route: String = row.get(12)?;
     let lease = match next_attempt_at {
         Some(until) if held && status == Status::Pending => Some(Lease {
             owner: HOLDER.to_owned(),
@@ -188,6 +215,7 @@ pub(super) fn row_to_record(row: &Row<'_>) -> rusqlite::Result<Record> {
     };
     Ok(StoredEvent {
         id,
+        route,
         received_at,
         status,
         app,

@@ -5,6 +5,8 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
+use crate::event::Event;
+
 /// The schema's numbered steps after the original [`SCHEMA`], applied in order and recorded
 /// in `PRAGMA user_version`. Never edit a released one: add the next.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -24,7 +26,80 @@ const MIGRATIONS: &[(i64, &str)] = &[
          UPDATE events SET held = 1
           WHERE status = 'pending' AND attempts = 0 AND next_attempt_at = received_at + 3600000;",
     ),
+    (
+        3,
+        // Delivery state per route: a row per event and route, the id unique per route.
+        // Existing events are the route `default`'s; their ordering key is app, authorizer
+        // and event name (category audits get their categories added by `order_keys`).
+        "CREATE TABLE events_v3 (
+             seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+             id               TEXT NOT NULL,
+             route            TEXT NOT NULL,
+             order_key        TEXT NOT NULL,
+             received_at      INTEGER NOT NULL,
+             status           TEXT NOT NULL,
+             app              TEXT NOT NULL,
+             authorizer_appid TEXT,
+             event_name       TEXT NOT NULL,
+             message          TEXT NOT NULL,
+             attempts         INTEGER NOT NULL DEFAULT 0,
+             last_error       TEXT,
+             next_attempt_at  INTEGER,
+             delivered_at     INTEGER,
+             duplicates       INTEGER NOT NULL DEFAULT 0,
+             last_duplicate_at INTEGER,
+             held             INTEGER NOT NULL DEFAULT 0,
+             UNIQUE (id, route)
+         );
+         INSERT INTO events_v3 (seq, id, route, order_key, received_at, status, app,
+                                authorizer_appid, event_name, message, attempts, last_error,
+                                next_attempt_at, delivered_at, duplicates, last_duplicate_at, held)
+         SELECT seq, id, 'default',
+                app || char(31) || coalesce(authorizer_appid, '') || char(31) || event_name,
+                received_at, status, app, authorizer_appid, event_name, message, attempts,
+                last_error, next_attempt_at, delivered_at, duplicates, last_duplicate_at, held
+           FROM events;
+         DROP TABLE events;
+         ALTER TABLE events_v3 RENAME TO events;
+         CREATE INDEX events_pending ON events(next_attempt_at) WHERE status = 'pending';
+         CREATE INDEX events_delivered ON events(delivered_at) WHERE status = 'delivered';
+         CREATE INDEX events_status ON events(status, seq);
+         CREATE INDEX events_order ON events(route, order_key, seq) WHERE status = 'pending';",
+    ),
 ];
+
+/// After migration 3: pending category audits get the ordering key new ones have
+/// ([`Event::order_key`], with their categories), so that a result stored before the
+/// upgrade is still delivered before a later result of the same category.
+fn order_keys(conn: &Connection) -> Result<(), String> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT seq, app, authorizer_appid, message FROM events
+             WHERE status = 'pending' AND event_name = 'wxa_category_audit'",
+        )
+        .map_err(|e| e.to_string())?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    for (seq, app, authorizer, message) in rows {
+        let key = Event::from_message(message, &app, authorizer.as_deref()).order_key();
+        conn.execute(
+            "UPDATE events SET order_key = ?2 WHERE seq = ?1",
+            rusqlite::params![seq, key],
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
 
 /// Creates the original schema if missing and applies the migrations the file lacks, in one
 /// transaction. Creating the schema is also the check that the file is writable: SQLite
@@ -45,6 +120,9 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), String> {
         for (number, sql) in MIGRATIONS.iter().filter(|m| m.0 > version) {
             conn.execute_batch(sql)
                 .map_err(|e| format!("migration {number}: {e}"))?;
+            if *number == 3 {
+                order_keys(conn).map_err(|e| format!("migration {number}: {e}"))?;
+            }
             conn.pragma_update(None, "user_version", number)
                 .map_err(|e| e.to_string())?;
         }

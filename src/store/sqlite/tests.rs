@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::store::DEFAULT_ROUTE;
 
 fn audit(n: u32) -> Event {
     Event::parse(
@@ -96,18 +97,32 @@ async fn duplicates_are_counted_not_stored_and_state_survives_reopening() -> Res
         let store = SqliteStore::open(dir.path())?;
         assert_eq!(store.record(audit(1), None).await?, Recorded::New);
         assert_eq!(store.record(audit(1), None).await?, Recorded::Duplicate);
-        store.mark_failed(audit(1).id, "boom".into(), None).await?;
+        store
+            .mark_failed(
+                DeliveryKey::new(audit(1).id, DEFAULT_ROUTE),
+                "boom".into(),
+                None,
+            )
+            .await?;
     }
     let store = SqliteStore::open(dir.path())?;
     assert_eq!(store.record(audit(1), None).await?, Recorded::Duplicate);
-    let record = store.get(audit(1).id).await?.ok_or(StoreError::Closed)?;
+    let record = store
+        .get(audit(1).id)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(StoreError::Closed)?;
     assert_eq!(
         (record.status, record.attempts, record.duplicates),
         (Status::Dead, 1, 2)
     );
     assert_eq!(record.last_error.as_deref(), Some("boom"));
     assert_eq!(store.replay_dead().await?, 1);
-    assert_eq!(store.due(clock::now_ms(), 10).await?.len(), 1);
+    assert_eq!(
+        store.due(clock::now_ms(), DueQuery::any(10)).await?.len(),
+        1
+    );
     Ok(())
 }
 
@@ -118,12 +133,15 @@ async fn a_replayed_event_still_held_for_delivery_is_delivered_once() -> Result<
     store.record(audit(1), None).await?;
     assert_eq!(store.replay(vec![audit(1).id]).await?, 1);
     assert_eq!(
-        store.due(clock::now_ms(), 10).await?.len(),
+        store.due(clock::now_ms(), DueQuery::any(10)).await?.len(),
         1,
         "from memory"
     );
     assert!(
-        store.due(clock::now_ms(), 10).await?.is_empty(),
+        store
+            .due(clock::now_ms(), DueQuery::any(10))
+            .await?
+            .is_empty(),
         "not due in the file as well"
     );
     Ok(())
@@ -136,8 +154,16 @@ async fn prune_removes_only_old_delivered_events() -> Result<(), StoreError> {
     for n in 1..=3 {
         store.record(audit(n), None).await?;
     }
-    store.mark_delivered(audit(1).id).await?;
-    store.mark_failed(audit(2).id, "x".into(), None).await?;
+    store
+        .mark_delivered(DeliveryKey::new(audit(1).id, DEFAULT_ROUTE))
+        .await?;
+    store
+        .mark_failed(
+            DeliveryKey::new(audit(2).id, DEFAULT_ROUTE),
+            "x".into(),
+            None,
+        )
+        .await?;
     assert_eq!(store.prune(clock::now_ms() - 60_000).await?, 0);
     assert_eq!(store.prune(clock::now_ms() + 1).await?, 1);
     let stats = store.stats().await?;
@@ -161,10 +187,20 @@ async fn held_events_of_an_older_inbox_stay_held_after_the_migration() -> Result
         .map_err(classify)?;
     drop(conn);
     let store = SqliteStore::open(dir.path())?;
-    let record = store.get(id.clone()).await?.ok_or(StoreError::Closed)?;
+    let record = store
+        .get(id.clone())
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(StoreError::Closed)?;
     assert_eq!(record.lease.map(|l| l.owner).as_deref(), Some(HOLDER));
     assert_eq!(store.take_over().await?, 1, "given back at start");
-    let record = store.get(id).await?.ok_or(StoreError::Closed)?;
+    let record = store
+        .get(id)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(StoreError::Closed)?;
     assert!(record.lease.is_none());
     Ok(())
 }

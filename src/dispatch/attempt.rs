@@ -1,0 +1,93 @@
+//! One handler call: the attempt, its timeout, its metrics and logs, and the write that
+//! records its outcome.
+
+use std::time::Instant;
+
+use super::Dispatcher;
+use super::outcomes::Outcome;
+use crate::clock;
+use crate::handler::BoxHandler;
+use crate::observe;
+use crate::store::{Record, StoreError};
+
+/// How an attempt ended.
+pub(super) struct Finished {
+    /// Whether the handler accepted the event.
+    pub(super) success: bool,
+    /// What was recorded.
+    pub(super) outcome: Outcome,
+    /// Whether the store took the record.
+    pub(super) written: Result<(), StoreError>,
+}
+
+impl Dispatcher {
+    /// Calls `handler` with the delivery's event and records the outcome: delivered, or
+    /// failed with its next attempt along the schedule, or dead after the schedule's end.
+    pub(super) async fn attempt(&self, record: Record, handler: BoxHandler) -> Finished {
+        let event = &record.event;
+        let route = record.route.clone();
+        self.metrics.record(|| {
+            metrics::counter!(observe::DELIVERY_ATTEMPTS, "route" => route.clone()).increment(1);
+        });
+        let started = Instant::now();
+        let outcome =
+            tokio::time::timeout(self.policy.attempt_timeout, handler.handle(event)).await;
+        self.metrics.record(|| {
+            metrics::histogram!(observe::DELIVERY_DURATION, "route" => route.clone())
+                .record(started.elapsed().as_secs_f64());
+        });
+        let error = match outcome {
+            Ok(Ok(())) => {
+                if record.attempts > 0 {
+                    tracing::info!(id = %event.id, route = %route, event = event.name(), attempt = record.attempts + 1, "delivered after earlier failures");
+                } else {
+                    tracing::debug!(id = %event.id, route = %route, event = event.name(), "delivered");
+                }
+                let outcome = Outcome::Delivered(record.key());
+                let written = outcome.write(&*self.store).await;
+                return Finished {
+                    success: true,
+                    outcome,
+                    written,
+                };
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!(
+                "handler timed out after {} s",
+                self.policy.attempt_timeout.as_secs_f64()
+            ),
+        };
+        let failures = record.attempts.saturating_add(1);
+        let retry_in = self.policy.retry_after(failures);
+        let kind = if retry_in.is_some() { "retry" } else { "dead" };
+        self.metrics.record(|| {
+            metrics::counter!(observe::DELIVERY_FAILURES, "route" => route.clone(), "outcome" => kind)
+                .increment(1);
+        });
+        let retry_at = retry_in.map(|delay| {
+            clock::now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2)
+        });
+        match retry_in {
+            Some(delay) => tracing::warn!(
+                id = %event.id, route = %route, event = event.name(), attempt = failures, %error,
+                retry_in_secs = delay.as_secs(), "handler failed; will retry"
+            ),
+            None => tracing::error!(
+                id = %event.id, route = %route, event = event.name(), attempts = failures, %error,
+                "handler failed on the last attempt; the delivery is dead (replay it with `wxpush events replay {}`)",
+                event.id
+            ),
+        }
+        let outcome = Outcome::Failed {
+            key: record.key(),
+            error,
+            retry_at,
+        };
+        let written = outcome.write(&*self.store).await;
+        Finished {
+            success: false,
+            outcome,
+            written,
+        }
+    }
+}
