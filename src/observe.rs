@@ -17,7 +17,7 @@ pub const REQUEST_DURATION: &str = "wxpush_request_duration_seconds";
 pub const EVENTS: &str = "wxpush_events_total";
 /// Handler calls (probes of paused routes included), by `route`.
 pub const DELIVERY_ATTEMPTS: &str = "wxpush_delivery_attempts_total";
-/// Handler calls that failed or timed out, by `route` and `outcome` (`retry` or `dead`).
+/// Handler calls that failed or timed out, by `route` and `outcome` (`retry`, `dead`, or `probe`: a failed probe of a paused route).
 pub const DELIVERY_FAILURES: &str = "wxpush_delivery_failures_total";
 /// Handler call latency in seconds, by `route`.
 pub const DELIVERY_DURATION: &str = "wxpush_delivery_duration_seconds";

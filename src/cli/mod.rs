@@ -85,6 +85,9 @@ pub(crate) fn main() -> ExitCode {
                     demo.join(", ")
                 ));
             }
+            for deprecation in &config.deprecations {
+                out::error_line(format_args!("warning: {deprecation}"));
+            }
             printed.map_err(anyhow::Error::from)
         }
         Command::Serve => {

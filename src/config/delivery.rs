@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::numbers::{positive, secs};
-use super::raw::{RawDelivery, RawRoute};
+use super::raw::{RawDelivery, RawRoute, Seconds};
 use super::validate::{validate_command, validate_webhook};
 use crate::dispatch::{DeliveryPolicy, Jitter, RouteConfig, RouteFilter};
 use crate::handler::HandlerKind;
@@ -22,7 +22,7 @@ pub(super) fn validate_delivery(
             .retry_schedule_secs
             .iter()
             .enumerate()
-            .map(|(i, s)| secs(*s, &format!("delivery.retry_schedule_secs[{i}]"), 1))
+            .map(|(i, s)| wait(*s, i))
             .collect::<Result<_, _>>()?,
         jitter: Jitter::Around,
         concurrency: positive(raw.concurrency, "delivery.concurrency", 1)?,
@@ -59,16 +59,28 @@ pub(super) fn validate_delivery(
         let waits: Vec<String> = policy
             .retry_schedule
             .iter()
-            .map(|w| format!("{}", w.as_secs().max(1)))
+            .map(|w| format!("{}", w.as_secs_f64()))
             .collect();
         deprecations.push(format!(
             "delivery.max_attempts, delivery.backoff_initial_ms and delivery.backoff_max_secs are deprecated (and used as set: a delivery is dead after {max_attempts} attempts, about {} s). Write `retry_schedule_secs = [{}]` in [delivery] (env WXPUSH_DELIVERY_RETRY_SCHEDULE_SECS={}) for the same waits, or remove them for the default schedule of about 28 hours",
-            policy.retry_schedule.iter().map(Duration::as_secs).sum::<u64>(),
+            policy.retry_schedule.iter().map(Duration::as_secs_f64).sum::<f64>().round(),
             waits.join(", "),
             waits.join(",")
         ));
     }
     Ok((policy, deprecations))
+}
+
+/// One wait of the retry schedule: at least 10 ms, at most a year.
+fn wait(value: Seconds, index: usize) -> Result<Duration, ConfigError> {
+    let secs = value.as_f64();
+    if !(0.01..=31_536_000.0).contains(&secs) {
+        return Err(ConfigError::new(
+            format!("delivery.retry_schedule_secs[{index}]"),
+            format!("expected a number of seconds from 0.01 to 31536000, got {secs}"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// `[[routes]]`, or without any the top-level `handler` as the one route `default`.

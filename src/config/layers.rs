@@ -76,7 +76,7 @@ pub(super) const ENV_OVERRIDES: &[(&str, &[&str], ValueKind)] = &[
     (
         "WXPUSH_DELIVERY_RETRY_SCHEDULE_SECS",
         &["delivery", "retry_schedule_secs"],
-        ValueKind::Integers,
+        ValueKind::Numbers,
     ),
     (
         "WXPUSH_DELIVERY_CONCURRENCY",
@@ -172,8 +172,8 @@ pub(super) enum ValueKind {
     Text,
     /// A decimal integer.
     Integer,
-    /// Decimal integers separated by commas, as an array (empty text: none).
-    Integers,
+    /// Numbers separated by commas, as an array (empty text: none).
+    Numbers,
     /// Words separated by whitespace, as an array (a program and its arguments).
     Words,
     /// `true`/`false` (also `1`/`0`, `yes`/`no`).
@@ -241,17 +241,20 @@ pub(super) fn apply_env(
                 .map_err(|_| {
                     ConfigError::new(*var, format!("expected an integer, got '{text}'"))
                 })?,
-            ValueKind::Integers => toml::Value::Array(
+            ValueKind::Numbers => toml::Value::Array(
                 text.split(',')
                     .map(str::trim)
                     .filter(|t| !t.is_empty())
                     .map(|t| {
-                        t.parse::<i64>().map(toml::Value::Integer).map_err(|_| {
-                            ConfigError::new(
-                                *var,
-                                format!("expected integers separated by commas, like 5,300,1800; got '{text}'"),
-                            )
-                        })
+                        t.parse::<i64>()
+                            .map(toml::Value::Integer)
+                            .or_else(|_| t.parse::<f64>().map(toml::Value::Float))
+                            .map_err(|_| {
+                                ConfigError::new(
+                                    *var,
+                                    format!("expected numbers separated by commas, like 5,300,1800; got '{text}'"),
+                                )
+                            })
                     })
                     .collect::<Result<_, _>>()?,
             ),

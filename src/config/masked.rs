@@ -29,7 +29,7 @@ impl Config {
             self.delivery
                 .retry_schedule
                 .iter()
-                .map(std::time::Duration::as_secs)
+                .map(std::time::Duration::as_secs_f64)
                 .collect::<Vec<_>>(),
             self.delivery.concurrency,
             self.delivery.breaker_failures,

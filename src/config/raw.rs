@@ -111,7 +111,7 @@ pub(super) struct RawCommand {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDelivery {
     pub(super) attempt_timeout_secs: i64,
-    pub(super) retry_schedule_secs: Vec<i64>,
+    pub(super) retry_schedule_secs: Vec<Seconds>,
     pub(super) concurrency: i64,
     pub(super) breaker_failures: i64,
     pub(super) breaker_probe_secs: i64,
@@ -122,6 +122,24 @@ pub(super) struct RawDelivery {
     pub(super) backoff_initial_ms: Option<i64>,
     #[serde(default)]
     pub(super) backoff_max_secs: Option<i64>,
+}
+
+/// A number of seconds written as an integer or a decimal (`5`, `0.5`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(untagged)]
+pub(super) enum Seconds {
+    Whole(i64),
+    Fraction(f64),
+}
+
+impl Seconds {
+    pub(super) fn as_f64(self) -> f64 {
+        match self {
+            #[allow(clippy::cast_precision_loss)]
+            Self::Whole(n) => n as f64,
+            Self::Fraction(x) => x,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -35,7 +35,7 @@ fn every_env_override_names_a_real_key() -> Result<(), ConfigError> {
                     "Uw5ivvPr4xBUYFrca8hu62mO8LtaK66OKHIvIVOaPHJ"
                 }
                 (_, ValueKind::Integer) => "4096",
-                (_, ValueKind::Integers) => "1,2,3",
+                (_, ValueKind::Numbers) => "1,2.5,3",
                 (_, ValueKind::Words) => "/bin/true --flag",
                 (_, ValueKind::Bool) => "true",
                 (_, ValueKind::Text) => "abc123",

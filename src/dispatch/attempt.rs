@@ -23,7 +23,14 @@ pub(super) struct Finished {
 impl Dispatcher {
     /// Calls `handler` with the delivery's event and records the outcome: delivered, or
     /// failed with its next attempt along the schedule, or dead after the schedule's end.
-    pub(super) async fn attempt(&self, record: Record, handler: BoxHandler) -> Finished {
+    /// A failed `probe` of a paused route does not count: the delivery waits for the next
+    /// probe with its schedule untouched.
+    pub(super) async fn attempt(
+        &self,
+        record: Record,
+        handler: BoxHandler,
+        probe: bool,
+    ) -> Finished {
         let event = &record.event;
         let route = record.route.clone();
         self.metrics.record(|| {
@@ -57,6 +64,9 @@ impl Dispatcher {
                 self.policy.attempt_timeout.as_secs_f64()
             ),
         };
+        if probe {
+            return self.probe_failed(&record, error).await;
+        }
         let failures = record.attempts.saturating_add(1);
         let retry_in = self.policy.retry_after(failures);
         let kind = if retry_in.is_some() { "retry" } else { "dead" };
@@ -79,6 +89,30 @@ impl Dispatcher {
             ),
         }
         let outcome = Outcome::Failed {
+            key: record.key(),
+            error,
+            retry_at,
+        };
+        let written = outcome.write(&*self.store).await;
+        Finished {
+            success: false,
+            outcome,
+            written,
+        }
+    }
+
+    /// A probe of a paused route failed: counted in the metrics, not in the delivery's
+    /// schedule; it is due again at the next probe time.
+    async fn probe_failed(&self, record: &Record, error: String) -> Finished {
+        let route = record.route.clone();
+        self.metrics.record(|| {
+            metrics::counter!(observe::DELIVERY_FAILURES, "route" => route.clone(), "outcome" => "probe")
+                .increment(1);
+        });
+        tracing::debug!(id = %record.event.id, route = %route, %error, "probe of a paused route failed; it stays paused");
+        let retry_at = clock::now_ms()
+            + i64::try_from(self.policy.breaker_probe.as_millis()).unwrap_or(i64::MAX / 4);
+        let outcome = Outcome::Unavailable {
             key: record.key(),
             error,
             retry_at,

@@ -14,12 +14,19 @@ pub(super) enum Outcome {
         error: String,
         retry_at: Option<i64>,
     },
+    /// A probe of a paused route failed: tried again at `retry_at` (unix ms), the attempt
+    /// not counted.
+    Unavailable {
+        key: DeliveryKey,
+        error: String,
+        retry_at: i64,
+    },
 }
 
 impl Outcome {
     pub(super) fn key(&self) -> &DeliveryKey {
         match self {
-            Self::Delivered(key) | Self::Failed { key, .. } => key,
+            Self::Delivered(key) | Self::Failed { key, .. } | Self::Unavailable { key, .. } => key,
         }
     }
 
@@ -33,6 +40,15 @@ impl Outcome {
             } => {
                 store
                     .mark_failed(key.clone(), error.clone(), *retry_at)
+                    .await
+            }
+            Self::Unavailable {
+                key,
+                error,
+                retry_at,
+            } => {
+                store
+                    .mark_unavailable(key.clone(), error.clone(), *retry_at)
                     .await
             }
         }

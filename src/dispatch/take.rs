@@ -45,7 +45,7 @@ impl Dispatcher {
                 }
             };
             let before = started;
-            started += self.start_all(taken, flight, unrecorded).await;
+            started += self.start_all(taken, flight, unrecorded, true).await;
             if started == before {
                 self.breakers().no_probe(&route);
             }
@@ -57,18 +57,19 @@ impl Dispatcher {
                 skip_routes: self.skipped_routes(),
             };
             let due = self.store.due(now, query).await?;
-            started += self.start_all(due, flight, unrecorded).await;
+            started += self.start_all(due, flight, unrecorded, false).await;
         }
         Ok(started)
     }
 
-    /// Starts an attempt for each of `records` that can be attempted now; gives the others
-    /// back. Returns how many started.
+    /// Starts an attempt (a `probe` of a paused route, or not) for each of `records` that
+    /// can be attempted now; gives the others back. Returns how many started.
     async fn start_all<'a>(
         &'a self,
         records: Vec<Record>,
         flight: &mut Flight<'a>,
         unrecorded: &Unrecorded,
+        probe: bool,
     ) -> usize {
         let mut started = 0;
         let mut unattempted = Vec::new();
@@ -91,7 +92,7 @@ impl Dispatcher {
             flight.keys.insert(key);
             flight
                 .running
-                .push(Box::pin(self.attempt(record, handler.clone())));
+                .push(Box::pin(self.attempt(record, handler.clone(), probe)));
             started += 1;
         }
         self.give_back_unattempted(unattempted).await;

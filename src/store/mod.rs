@@ -142,6 +142,16 @@ pub trait Inbox: Send + Sync + 'static {
         retry_at: Option<i64>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// Records a failed probe of a paused route: the error, and the next attempt at
+    /// `retry_at` (unix ms), without counting an attempt (the route was down, the
+    /// delivery's schedule waits).
+    fn mark_unavailable(
+        &self,
+        key: DeliveryKey,
+        error: String,
+        retry_at: i64,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// Gives back deliveries handed to this instance that it did not attempt, so they
     /// are due at once.
     fn release(&self, keys: Vec<DeliveryKey>) -> BoxFuture<'_, Result<(), StoreError>>;

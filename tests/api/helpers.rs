@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
+use wxpush::dispatch::Routes;
 use wxpush::store::Store;
 use wxpush::{BoxError, BoxHandler, Config, Event, Handler};
 
@@ -27,8 +28,17 @@ pub fn vector(id: &str) -> Value {
         .unwrap_or_else(|| panic!("no vector {id}"))
 }
 
+/// The retry schedule of [`app_toml`]: three attempts, 10 ms apart.
+pub const FAST_RETRIES: &str = "retry_schedule_secs = [0.01, 0.01]";
+
+/// `toml` (from [`app_toml`]) with `attempts` attempts per delivery, 10 ms apart.
+pub fn with_attempts(toml: &str, attempts: usize) -> String {
+    let waits = vec!["0.01"; attempts.saturating_sub(1)].join(", ");
+    toml.replace(FAST_RETRIES, &format!("retry_schedule_secs = [{waits}]"))
+}
+
 /// Config TOML (over the defaults) for a vectors app, on a random loopback port, with the
-/// clock-skew check off (the vectors have fixed timestamps) and fast retries.
+/// clock-skew check off (the vectors have fixed timestamps), fast retries and no breaker.
 pub fn app_toml(name: &str) -> String {
     let doc = vectors();
     let app = doc["apps"]
@@ -36,7 +46,7 @@ pub fn app_toml(name: &str) -> String {
         .and_then(|apps| apps.iter().find(|a| a["name"] == name).cloned())
         .unwrap_or_else(|| panic!("no app {name}"));
     format!(
-        "listen = \"127.0.0.1:0\"\nmax_clock_skew_secs = 0\n[delivery]\nbackoff_initial_ms = 10\nbackoff_max_secs = 1\nmax_attempts = 3\n[app]\nname = \"{}\"\ntoken = \"{}\"\nencoding_aes_key = \"{}\"\nappid = \"{}\"\n",
+        "listen = \"127.0.0.1:0\"\nmax_clock_skew_secs = 0\n[delivery]\n{FAST_RETRIES}\nbreaker_failures = 0\n[app]\nname = \"{}\"\ntoken = \"{}\"\nencoding_aes_key = \"{}\"\nappid = \"{}\"\n",
         app["name"].as_str().unwrap_or_default(),
         app["token"].as_str().unwrap_or_default(),
         app["encoding_aes_key"].as_str().unwrap_or_default(),
@@ -55,6 +65,8 @@ pub struct Behavior {
     pub healthy: Option<Arc<AtomicBool>>,
     /// Use this handler instead of the recording one (no events reach the channel).
     pub handler: Option<BoxHandler>,
+    /// Deliver to the configuration's routes (as `serve` does) instead of either.
+    pub config_routes: bool,
 }
 
 /// Sends every event it accepts into a channel, after behaving as told.
@@ -153,18 +165,23 @@ impl TestApp {
         let (tx, events) = mpsc::unbounded_channel();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let calls = Arc::new(AtomicU32::new(0));
-        let handler = match behavior.handler.clone() {
-            Some(handler) => handler,
-            None => BoxHandler::new(RecordingHandler {
-                tx,
-                behavior,
-                calls: Arc::clone(&calls),
-            }),
+        let routes: Routes = if behavior.config_routes {
+            wxpush::service::routes(&config).expect("routes build")
+        } else {
+            match behavior.handler.clone() {
+                Some(handler) => handler,
+                None => BoxHandler::new(RecordingHandler {
+                    tx,
+                    behavior,
+                    calls: Arc::clone(&calls),
+                }),
+            }
+            .into()
         };
         let run_config = config.clone();
         let run_store = Arc::clone(&store);
         let task = tokio::spawn(async move {
-            wxpush::service::run(&run_config, run_store, handler, listener, async {
+            wxpush::service::run(&run_config, run_store, routes, listener, async {
                 let _ = shutdown_rx.await;
             })
             .await

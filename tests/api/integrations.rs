@@ -13,7 +13,7 @@ use wxpush::{BoxHandler, CommandHandler, Event, Secret, WebhookHandler};
 
 use crate::helpers::{
     Behavior, TestApp, app_toml, assert_nothing_left_to_deliver, vector, vector_event_id,
-    wait_for_status,
+    wait_for_status, with_attempts,
 };
 
 /// Requests a test receiver saw: headers and body.
@@ -209,7 +209,7 @@ async fn a_command_past_its_timeout_is_killed_and_retried() {
         handler: Some(BoxHandler::new(handler)),
         ..Behavior::default()
     };
-    let toml = app_toml("demo").replace("max_attempts = 3", "max_attempts = 1");
+    let toml = with_attempts(&app_toml("demo"), 1);
     let app = TestApp::spawn_with(&toml, behavior).await;
     assert_eq!(
         app.send_vector(&vector("safe-xml-passed")).await.body,

@@ -4,6 +4,8 @@
 mod cli;
 mod container;
 mod debug_tools;
+mod delivery;
+mod downstream;
 mod edge;
 mod helpers;
 mod image;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use wxpush::store::{ListFilter, Status};
 
-use crate::helpers::{Behavior, TestApp, app_toml, vector, wait_for_status};
+use crate::helpers::{Behavior, TestApp, app_toml, vector, wait_for_status, with_attempts};
 
 fn audit(create_time: u64, second: u32) -> String {
     format!(
@@ -59,7 +59,7 @@ async fn a_failing_handler_is_retried_until_it_succeeds() {
         fail_first: Some(Arc::new(AtomicU32::new(2))),
         ..Behavior::default()
     };
-    let toml = app_toml("demo").replace("max_attempts = 3", "max_attempts = 5");
+    let toml = with_attempts(&app_toml("demo"), 5);
     let mut app = TestApp::spawn_with(&toml, behavior).await;
     assert_eq!(app.push_safe("/wechat", &audit(1, 1)).await.body, "success");
     let event = app.next_event().await;
@@ -73,7 +73,34 @@ async fn a_failing_handler_is_retried_until_it_succeeds() {
     assert!(app.stop().await.is_empty());
 }
 
-/// A handler that always fails: the event is dead after `max_attempts`, kept and visible;
+/// Configurations of earlier versions, with `max_attempts` and `backoff_*` instead of a
+/// retry schedule, still start and behave as before: a delivery is dead after
+/// `max_attempts` attempts, the backoff doubling from `backoff_initial_ms`.
+#[tokio::test]
+async fn the_deprecated_backoff_keys_still_give_the_old_behaviour() {
+    let never = Behavior {
+        healthy: Some(Arc::new(AtomicBool::new(false))),
+        ..Behavior::default()
+    };
+    let toml = app_toml("demo").replace(
+        crate::helpers::FAST_RETRIES,
+        "max_attempts = 4\nbackoff_initial_ms = 10\nbackoff_max_secs = 1",
+    );
+    let config = wxpush::Config::from_toml(&toml).expect("the old keys load");
+    assert_eq!(
+        config.delivery.retry_schedule,
+        [10, 20, 40].map(std::time::Duration::from_millis)
+    );
+    assert!(config.deprecations[0].contains("retry_schedule_secs = [0.01, 0.02, 0.04]"));
+    let app = TestApp::spawn_with(&toml, never).await;
+    assert_eq!(app.push_safe("/wechat", &audit(9, 9)).await.body, "success");
+    let id = wxpush::Event::parse(&audit(9, 9), "demo", None).id;
+    let dead = wait_for_status(&app, &id, Status::Dead).await;
+    assert_eq!((dead.attempts, app.calls.load(Ordering::SeqCst)), (4, 4));
+    app.stop().await;
+}
+
+/// A handler that always fails: the event is dead after its last attempt, kept and visible;
 /// replaying it once the handler works delivers it.
 #[tokio::test]
 async fn an_always_failing_handler_leaves_a_dead_event_that_replay_delivers() {
@@ -115,7 +142,7 @@ async fn pending_events_are_delivered_after_a_restart() {
         healthy: Some(Arc::new(AtomicBool::new(false))),
         ..Behavior::default()
     };
-    let toml = app_toml("demo").replace("max_attempts = 3", "max_attempts = 1000");
+    let toml = with_attempts(&app_toml("demo"), 1000);
     let first = TestApp::spawn_with(&toml, never).await;
     let dir = Arc::clone(&first.data_dir);
     for second in [1, 2] {

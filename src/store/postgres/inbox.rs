@@ -193,6 +193,24 @@ impl Inbox for PostgresStore {
         })
     }
 
+    fn mark_unavailable(
+        &self,
+        key: DeliveryKey,
+        error: String,
+        retry_at: i64,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.execute(
+                "UPDATE events SET last_error = $3, next_attempt_at = $4, lease_owner = NULL
+                 WHERE id = $1 AND route = $2 AND status = 'pending'
+                   AND (lease_owner IS NULL OR lease_owner = $5)",
+                &[&key.id, &key.route, &text(&error), &retry_at, &self.owner],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
     fn release(&self, keys: Vec<DeliveryKey>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             if keys.is_empty() {

@@ -142,6 +142,23 @@ impl Inbox for SqliteStore {
         })
     }
 
+    fn mark_unavailable(
+        &self,
+        key: DeliveryKey,
+        error: String,
+        retry_at: i64,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn| {
+            exec(
+                conn,
+                "UPDATE events SET last_error = ?3, next_attempt_at = ?4, held = 0
+                 WHERE id = ?1 AND route = ?2 AND status = 'pending'",
+                params![key.id, key.route, error, retry_at],
+            )?;
+            Ok(())
+        })
+    }
+
     fn release(&self, keys: Vec<DeliveryKey>) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |tx| {
             let now = clock::now_ms();
