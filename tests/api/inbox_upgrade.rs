@@ -1,9 +1,13 @@
-//! An inbox written by the release before request keys (`tests/fixtures/
+//! Inboxes written by earlier releases open with this one and migrate. The release before request keys (`tests/fixtures/
 //! inbox-before-request-keys.db`: four delivered events, one platform retry, one
 //! quarantined push, made with that release's binary) opens with this one, migrates, and
 //! keeps everything.
 
-use wxpush::store::{Admin, Inbox, ListFilter, Recorded, SqliteStore};
+use std::sync::{Arc, Mutex};
+
+use wxpush::dispatch::{DeliveryPolicy, Dispatcher, Step, Wake};
+use wxpush::store::{Admin, Inbox, ListFilter, Recorded, SqliteStore, Store};
+use wxpush::{BoxError, BoxHandler, Event, Handler};
 
 const OLD_INBOX: &[u8] = include_bytes!("../fixtures/inbox-before-request-keys.db");
 
@@ -91,4 +95,104 @@ fn an_inbox_from_a_newer_release_is_refused() {
             .is_some_and(|e| e.contains("version 99") && e.contains("newer wxpush")),
         "{err:?}"
     );
+}
+
+/// An inbox at schema version 2 (the release before routes: `tests/fixtures/
+/// inbox-schema-v2.db` and `postgres-schema-v2.sql`, written by that release's binary: a
+/// delivered ticket, then three category audits whose handler failed, 8/39 rejected, 8/39
+/// passed, 8/40 passed) migrates: every event is the route `default`'s with its state, and
+/// the audits get ordering keys with their categories, so the two results of 8/39 are
+/// delivered in order while 8/40 goes beside them.
+async fn assert_migrated_to_routes(store: Arc<dyn Store>) {
+    let stats = store.stats().await.expect("stats");
+    assert_eq!((stats.delivered, stats.pending), (1, 3));
+    let listed = store
+        .list(ListFilter {
+            limit: 10,
+            ..ListFilter::default()
+        })
+        .await
+        .expect("lists");
+    assert!(listed.iter().all(|r| r.route == "default"), "{listed:?}");
+    assert_eq!(store.expedite("default".into()).await.expect("due now"), 3);
+    let handler = Recorder::default();
+    let seen = Arc::clone(&handler.seen);
+    let dispatcher = Dispatcher::new(
+        Arc::clone(&store),
+        BoxHandler::new(handler),
+        DeliveryPolicy::default(),
+        Wake::default(),
+    );
+    let step = dispatcher.deliver_due().await.expect("delivers");
+    assert_eq!(
+        step,
+        Step::Attempted {
+            delivered: 3,
+            failed: 0
+        }
+    );
+    let seen = seen.lock().expect("lock");
+    let order: Vec<String> = seen.0.clone();
+    let rejected = order.iter().position(|d| d == "8/39 rejected");
+    let passed = order.iter().position(|d| d == "8/39 passed");
+    assert!(rejected < passed && rejected.is_some(), "{order:?}");
+    assert_eq!(seen.1, 2, "8/40 went beside 8/39: it has a key of its own");
+}
+
+/// Records each audit it is handed (`first/second result`) and the most at once.
+#[derive(Default)]
+struct Recorder {
+    seen: Arc<Mutex<(Vec<String>, usize, usize)>>,
+}
+
+impl Handler for Recorder {
+    async fn handle(&self, event: &Event) -> Result<(), BoxError> {
+        {
+            let mut seen = self.seen.lock().expect("lock");
+            seen.2 += 1;
+            seen.1 = seen.1.max(seen.2);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut seen = self.seen.lock().expect("lock");
+        seen.2 -= 1;
+        if let Some(audit) = event.category_audit() {
+            let id = |v: &Option<wxpush::event::Scalar>| {
+                v.as_ref().map(ToString::to_string).unwrap_or_default()
+            };
+            seen.0.push(format!(
+                "{}/{} {}",
+                id(&audit.first),
+                id(&audit.second),
+                audit.result.as_str()
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_schema_2_sqlite_inbox_migrates_to_routes_keeping_order() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fixture = include_bytes!("../fixtures/inbox-schema-v2.db");
+    std::fs::write(dir.path().join("wxpush.db"), fixture).expect("copy");
+    let store = SqliteStore::open(dir.path()).expect("opens and migrates");
+    assert_migrated_to_routes(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn a_schema_2_postgres_inbox_migrates_to_routes_keeping_order() {
+    let Some(url) = crate::helpers::database_url() else {
+        return;
+    };
+    let schema = crate::helpers::fresh_schema();
+    let sql = include_str!("../fixtures/postgres-schema-v2.sql").replace("prev_v2", &schema);
+    let client = crate::postgres::connect(&url).await;
+    client
+        .batch_execute(&sql)
+        .await
+        .expect("the old schema loads");
+    let store = crate::postgres::open_store(&url, &schema)
+        .await
+        .expect("opens and migrates");
+    assert_migrated_to_routes(Arc::new(store)).await;
 }

@@ -29,7 +29,10 @@ fn audit(n: u32) -> Event {
 }
 
 /// A store on `schema`, as a server would open it.
-async fn open_store(url: &str, schema: &str) -> Result<PostgresStore, wxpush::store::StoreError> {
+pub(crate) async fn open_store(
+    url: &str,
+    schema: &str,
+) -> Result<PostgresStore, wxpush::store::StoreError> {
     let config = Config::from_toml(&pg_toml(url, schema)).expect("test config is valid");
     let StoreKind::Postgres(pg) = &config.store else {
         panic!("a URL selects the PostgreSQL store");
@@ -38,7 +41,7 @@ async fn open_store(url: &str, schema: &str) -> Result<PostgresStore, wxpush::st
 }
 
 /// A direct connection for checks the store does not offer.
-async fn connect(url: &str) -> tokio_postgres::Client {
+pub(crate) async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .expect("test database reachable");
