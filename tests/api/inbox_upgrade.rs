@@ -1,7 +1,7 @@
-//! Inboxes written by earlier releases open with this one and migrate. The release before request keys (`tests/fixtures/
-//! inbox-before-request-keys.db`: four delivered events, one platform retry, one
-//! quarantined push, made with that release's binary) opens with this one, migrates, and
-//! keeps everything.
+//! Inboxes written by earlier releases open with this one and migrate, keeping everything:
+//! the release before request keys (`tests/fixtures/inbox-before-request-keys.db`: four
+//! delivered events, one platform retry, one quarantined push, made with that release's
+//! binary), and the release before routes (schema 2, both stores).
 
 use std::sync::{Arc, Mutex};
 
