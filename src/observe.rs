@@ -23,12 +23,14 @@ pub const DELIVERY_FAILURES: &str = "wxpush_delivery_failures_total";
 pub const DELIVERY_DURATION: &str = "wxpush_delivery_duration_seconds";
 /// 1 while a route is paused by its breaker, else 0, by `route`.
 pub const ROUTE_PAUSED: &str = "wxpush_route_paused";
-/// Events waiting for delivery.
+/// Deliveries (an event and a route) waiting.
 pub const PENDING: &str = "wxpush_events_pending";
-/// Events whose attempts are exhausted.
+/// Deliveries whose schedule is used up (not discarded).
 pub const DEAD: &str = "wxpush_events_dead";
-/// Pushes in quarantine.
+/// Pushes in quarantine (not discarded).
 pub const QUARANTINED: &str = "wxpush_events_quarantined";
+/// Deliveries and quarantined pushes discarded by an operator, kept until retention.
+pub const DISCARDED: &str = "wxpush_events_discarded";
 /// Pushes that still used an app's previous token or key, by `app` and `credential`.
 pub const PREVIOUS_CREDENTIALS: &str = "wxpush_previous_credentials_total";
 
@@ -120,11 +122,15 @@ fn describe() {
         ROUTE_PAUSED,
         "1 while a route is paused after consecutive failures"
     );
-    describe_gauge!(PENDING, "Events waiting for delivery");
-    describe_gauge!(DEAD, "Events whose attempts are exhausted");
+    describe_gauge!(PENDING, "Deliveries (event and route) waiting");
+    describe_gauge!(DEAD, "Deliveries whose retry schedule is used up");
     describe_gauge!(
         QUARANTINED,
         "Pushes kept aside: genuine but not processable"
+    );
+    describe_gauge!(
+        DISCARDED,
+        "Deliveries and quarantined pushes discarded by an operator"
     );
     describe_counter!(
         PREVIOUS_CREDENTIALS,

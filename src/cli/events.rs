@@ -4,6 +4,8 @@
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use wxpush::Config;
+
+use super::bulk;
 use wxpush::clock;
 use wxpush::escape::Printable;
 use wxpush::store::{ListFilter, Record, Status, Store};
@@ -13,7 +15,7 @@ use wxpush::store::{ListFilter, Record, Status, Store};
 pub(crate) enum EventsCommand {
     /// List events, newest first.
     List {
-        /// Only events in this state: pending, delivered, dead or quarantined.
+        /// Only events in this state: pending, delivered, dead, discarded or quarantined.
         #[arg(long)]
         status: Option<String>,
         /// Only events with this name (e.g. wxa_category_audit).
@@ -31,13 +33,19 @@ pub(crate) enum EventsCommand {
         /// The event id (evt_…) or quarantine id (q_…).
         id: String,
     },
-    /// Deliver events again: the given ids, or every dead event.
+    /// Deliver again: the given events' deliveries, or those the filters choose.
     Replay {
-        /// Event ids.
-        ids: Vec<String>,
-        /// Replay every dead event.
-        #[arg(long, conflicts_with = "ids")]
+        #[command(flatten)]
+        selection: bulk::Selection,
+        /// Every dead delivery (as --status dead).
+        #[arg(long, conflicts_with = "status")]
         dead: bool,
+    },
+    /// Dismiss dead or pending deliveries (and quarantined pushes) chosen by id or filters:
+    /// kept as `discarded` until retention, no longer counted as dead or quarantined.
+    Discard {
+        #[command(flatten)]
+        selection: bulk::Selection,
     },
     /// Counts by state.
     Stats {
@@ -65,7 +73,18 @@ pub(crate) fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()>
                 json,
             } => list(&*store, status, event, limit, json).await,
             EventsCommand::Show { id } => show(&*store, &id).await,
-            EventsCommand::Replay { ids, dead } => replay(&*store, ids, dead).await,
+            EventsCommand::Replay {
+                mut selection,
+                dead,
+            } => {
+                if dead {
+                    selection.status = Some("dead".into());
+                }
+                bulk::run(&*store, bulk::Operation::Replay, selection).await
+            }
+            EventsCommand::Discard { selection } => {
+                bulk::run(&*store, bulk::Operation::Discard, selection).await
+            }
             EventsCommand::Stats { json } => stats(&*store, json).await,
             EventsCommand::RetryQuarantined => retry_quarantined(&*store, config).await,
         }
@@ -82,7 +101,7 @@ async fn list(
     let status = match status.as_deref() {
         None => None,
         Some(text) => Some(Status::parse(text).with_context(|| {
-            format!("--status: expected pending, delivered, dead or quarantined, got '{text}'")
+            format!("--status: expected pending, delivered, dead, discarded or quarantined, got '{text}'")
         })?),
     };
     if status == Some(Status::Quarantined) {
@@ -261,41 +280,6 @@ fn print_block(text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn replay(store: &dyn Store, ids: Vec<String>, dead: bool) -> anyhow::Result<()> {
-    if dead {
-        let n = store.replay_dead().await?;
-        outln!("{n} dead event(s) queued for delivery")?;
-        return Ok(());
-    }
-    if ids.is_empty() {
-        bail!("give event ids, or --dead");
-    }
-    let mut missing = Vec::new();
-    for id in &ids {
-        if store.get(id.clone()).await?.is_empty() {
-            missing.push(Printable(id).to_string());
-        }
-    }
-    let found: Vec<String> = ids
-        .iter()
-        .filter(|id| !missing.contains(&Printable(id).to_string()))
-        .cloned()
-        .collect();
-    let n = if found.is_empty() {
-        0
-    } else {
-        store.replay(found).await?
-    };
-    outln!("{n} event(s) queued for delivery")?;
-    if !missing.is_empty() {
-        bail!(
-            "no event with id {} (`wxpush events list` shows the ids)",
-            missing.join(", ")
-        );
-    }
-    Ok(())
-}
-
 async fn stats(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     let stats = store.stats().await?;
     if json {
@@ -306,6 +290,7 @@ async fn stats(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     outln!("delivered:   {}", stats.delivered)?;
     outln!("dead:        {}", stats.dead)?;
     outln!("quarantined: {}", stats.quarantined)?;
+    outln!("discarded:   {}", stats.discarded)?;
     outln!(
         "duplicates:  {} (platform retries answered without storing again)",
         stats.duplicates

@@ -1,6 +1,7 @@
 //! The binary's subcommands, over the library: the command line (clap), then one module per
 //! subcommand. Nothing here is part of the library's API.
 
+pub(crate) mod bulk;
 pub(crate) mod categories;
 pub(crate) mod decrypt;
 pub(crate) mod events;

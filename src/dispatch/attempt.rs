@@ -1,14 +1,24 @@
 //! One handler call: the attempt, its timeout, its metrics and logs, and the write that
 //! records its outcome.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use super::Dispatcher;
+use super::DeliveryPolicy;
 use super::outcomes::Outcome;
 use crate::clock;
 use crate::handler::BoxHandler;
-use crate::observe;
-use crate::store::{Record, StoreError};
+use crate::observe::{self, Metrics};
+use crate::store::{DeliveryKey, Record, Store, StoreError};
+
+/// What an attempt needs, owned: each attempt runs as a task of its own, so that attempts
+/// waiting on the store (or the handler) never wait for the dispatcher to poll them.
+#[derive(Clone)]
+pub(super) struct Attempting {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) policy: Arc<DeliveryPolicy>,
+    pub(super) metrics: Metrics,
+}
 
 /// How an attempt ended.
 pub(super) struct Finished {
@@ -20,13 +30,13 @@ pub(super) struct Finished {
     pub(super) written: Result<(), StoreError>,
 }
 
-impl Dispatcher {
+impl Attempting {
     /// Calls `handler` with the delivery's event and records the outcome: delivered, or
     /// failed with its next attempt along the schedule, or dead after the schedule's end.
     /// A failed `probe` of a paused route does not count: the delivery waits for the next
     /// probe with its schedule untouched.
     pub(super) async fn attempt(
-        &self,
+        self,
         record: Record,
         handler: BoxHandler,
         probe: bool,
@@ -67,7 +77,21 @@ impl Dispatcher {
         if probe {
             return self.probe_failed(&record, error).await;
         }
-        let failures = record.attempts.saturating_add(1);
+        self.failed(record.key(), record.attempts, error).await
+    }
+
+    /// An attempt's task panicked (in the handler): a failed attempt like any other.
+    pub(super) async fn panicked(&self, key: DeliveryKey, attempts: u32) -> Finished {
+        tracing::error!(id = %key.id, route = %key.route, "the handler panicked; counted as a failed attempt");
+        self.failed(key, attempts, "the handler panicked".to_owned())
+            .await
+    }
+
+    /// Records a failed attempt (after `attempts` earlier ones): retried along the
+    /// schedule, or dead after its end.
+    async fn failed(&self, key: DeliveryKey, attempts: u32, error: String) -> Finished {
+        let route = key.route.clone();
+        let failures = attempts.saturating_add(1);
         let retry_in = self.policy.retry_after(failures);
         let kind = if retry_in.is_some() { "retry" } else { "dead" };
         self.metrics.record(|| {
@@ -79,17 +103,17 @@ impl Dispatcher {
         });
         match retry_in {
             Some(delay) => tracing::warn!(
-                id = %event.id, route = %route, event = event.name(), attempt = failures, %error,
+                id = %key.id, route = %route, attempt = failures, %error,
                 retry_in_secs = delay.as_secs(), "handler failed; will retry"
             ),
             None => tracing::error!(
-                id = %event.id, route = %route, event = event.name(), attempts = failures, %error,
+                id = %key.id, route = %route, attempts = failures, %error,
                 "handler failed on the last attempt; the delivery is dead (replay it with `wxpush events replay {}`)",
-                event.id
+                key.id
             ),
         }
         let outcome = Outcome::Failed {
-            key: record.key(),
+            key,
             error,
             retry_at,
         };

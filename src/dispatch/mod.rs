@@ -21,15 +21,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use futures_util::future::BoxFuture;
-use futures_util::stream::FuturesUnordered;
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 
 use crate::clock;
 use crate::handler::BoxHandler;
 use crate::observe::{self, Metrics};
-use crate::store::{DeliveryKey, Store, StoreError};
+use crate::store::{DeliveryKey, Record, Store, StoreError};
 
 mod attempt;
 mod breaker;
@@ -39,7 +37,7 @@ mod prune;
 mod routes;
 mod take;
 
-use attempt::Finished;
+use attempt::{Attempting, Finished};
 use breaker::{Breakers, Change};
 use outcomes::Unrecorded;
 pub use policy::{DEFAULT_SCHEDULE_SECS, DeliveryPolicy, Jitter};
@@ -70,7 +68,7 @@ impl Wake {
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     handlers: HashMap<String, BoxHandler>,
-    policy: DeliveryPolicy,
+    policy: Arc<DeliveryPolicy>,
     wake: Wake,
     metrics: Metrics,
     breakers: Mutex<Breakers>,
@@ -86,17 +84,51 @@ impl std::fmt::Debug for Dispatcher {
     }
 }
 
-/// The attempts in flight, and which deliveries they are.
-struct Flight<'a> {
-    running: FuturesUnordered<BoxFuture<'a, Finished>>,
+/// The attempts in flight (a task each), and which deliveries they are.
+struct Flight {
+    running: JoinSet<Finished>,
     keys: HashSet<DeliveryKey>,
+    /// Each task's delivery and its earlier attempts, for a task that panics.
+    tasks: HashMap<tokio::task::Id, (DeliveryKey, u32)>,
 }
 
-impl Flight<'_> {
+impl Flight {
     fn new() -> Self {
         Self {
-            running: FuturesUnordered::new(),
+            running: JoinSet::new(),
             keys: HashSet::new(),
+            tasks: HashMap::new(),
+        }
+    }
+
+    /// Starts an attempt of `record`.
+    fn start(&mut self, attempting: &Attempting, record: Record, handler: BoxHandler, probe: bool) {
+        let key = record.key();
+        let attempts = record.attempts;
+        let task = self
+            .running
+            .spawn(attempting.clone().attempt(record, handler, probe));
+        self.keys.insert(key.clone());
+        self.tasks.insert(task.id(), (key, attempts));
+    }
+
+    /// The next attempt to end; `None` when none is running.
+    async fn next(&mut self, attempting: &Attempting) -> Option<Finished> {
+        loop {
+            match self.running.join_next_with_id().await? {
+                Ok((id, finished)) => {
+                    self.tasks.remove(&id);
+                    return Some(finished);
+                }
+                Err(error) => {
+                    let Some((key, attempts)) = self.tasks.remove(&error.id()) else {
+                        continue;
+                    };
+                    if error.is_panic() {
+                        return Some(attempting.panicked(key, attempts).await);
+                    }
+                }
+            }
         }
     }
 }
@@ -120,7 +152,7 @@ impl Dispatcher {
             store,
             handlers,
             breakers: Mutex::new(Breakers::new(policy.breaker_failures, policy.breaker_probe)),
-            policy,
+            policy: Arc::new(policy),
             wake,
             metrics: Metrics::new(),
             unknown: Mutex::new(HashSet::new()),
@@ -143,6 +175,7 @@ impl Dispatcher {
         });
         let mut unrecorded = Unrecorded::default();
         let mut flight = Flight::new();
+        let attempting = self.attempting();
         while !*shutdown.borrow() {
             unrecorded.apply(&*self.store).await;
             let now = clock::now_ms();
@@ -155,7 +188,7 @@ impl Dispatcher {
                 }
             };
             tokio::select! {
-                Some(done) = flight.running.next(), if !flight.running.is_empty() => {
+                Some(done) = flight.next(&attempting), if !flight.running.is_empty() => {
                     self.finish(done, &mut unrecorded, &mut flight).await;
                 }
                 () = self.wake.0.notified() => {}
@@ -163,9 +196,9 @@ impl Dispatcher {
                 _ = shutdown.changed() => {}
             }
         }
-        self.drain(&mut flight, &mut unrecorded).await;
+        self.drain(&mut flight, &mut unrecorded, &attempting).await;
         let abandoned: Vec<DeliveryKey> = flight.keys.drain().collect();
-        drop(flight);
+        flight.running.shutdown().await;
         unrecorded.apply(&*self.store).await;
         unrecorded.report_left();
         self.give_back(abandoned).await;
@@ -182,12 +215,13 @@ impl Dispatcher {
     pub async fn deliver_due(&self) -> Result<Step, StoreError> {
         let mut unrecorded = Unrecorded::default();
         let mut flight = Flight::new();
+        let attempting = self.attempting();
         let (mut started, mut delivered, mut failed) = (0, 0, 0);
         loop {
             if started < STEP_LIMIT {
                 started += self.fill(&mut flight, &unrecorded, clock::now_ms()).await?;
             }
-            let Some(done) = flight.running.next().await else {
+            let Some(done) = flight.next(&attempting).await else {
                 break;
             };
             if done.success {
@@ -207,7 +241,7 @@ impl Dispatcher {
 
     /// Records what an attempt's end means beyond its own delivery: an outcome the store
     /// refused is kept, and the route's breaker counts it (pausing or resuming the route).
-    async fn finish(&self, done: Finished, unrecorded: &mut Unrecorded, flight: &mut Flight<'_>) {
+    async fn finish(&self, done: Finished, unrecorded: &mut Unrecorded, flight: &mut Flight) {
         flight.keys.remove(done.outcome.key());
         if let Err(error) = &done.written {
             unrecorded.keep(done.outcome.clone(), error);
@@ -235,13 +269,27 @@ impl Dispatcher {
         }
     }
 
+    /// What each attempt's task gets.
+    fn attempting(&self) -> Attempting {
+        Attempting {
+            store: Arc::clone(&self.store),
+            policy: Arc::clone(&self.policy),
+            metrics: self.metrics.clone(),
+        }
+    }
+
     /// Lets the attempts in flight finish, for [`SHUTDOWN_GRACE`] at most.
-    async fn drain<'a>(&'a self, flight: &mut Flight<'a>, unrecorded: &mut Unrecorded) {
+    async fn drain(
+        &self,
+        flight: &mut Flight,
+        unrecorded: &mut Unrecorded,
+        attempting: &Attempting,
+    ) {
         let grace = tokio::time::sleep(SHUTDOWN_GRACE);
         tokio::pin!(grace);
         while !flight.running.is_empty() {
             tokio::select! {
-                Some(done) = flight.running.next() => self.finish(done, unrecorded, flight).await,
+                Some(done) = flight.next(attempting) => self.finish(done, unrecorded, flight).await,
                 () = &mut grace => {
                     tracing::warn!(deliveries = flight.running.len(), "shutdown: deliveries still running; they stay pending and are made after restart");
                     return;

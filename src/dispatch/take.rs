@@ -10,9 +10,9 @@ use crate::store::{DeliveryKey, DueQuery, Record, StoreError};
 impl Dispatcher {
     /// Starts attempts up to the concurrency limit: a probe of each paused route whose
     /// probe is due, then due deliveries of the other routes; returns how many started.
-    pub(super) async fn fill<'a>(
-        &'a self,
-        flight: &mut Flight<'a>,
+    pub(super) async fn fill(
+        &self,
+        flight: &mut Flight,
         unrecorded: &Unrecorded,
         now: i64,
     ) -> Result<usize, StoreError> {
@@ -64,20 +64,27 @@ impl Dispatcher {
 
     /// Starts an attempt (a `probe` of a paused route, or not) for each of `records` that
     /// can be attempted now; gives the others back. Returns how many started.
-    async fn start_all<'a>(
-        &'a self,
+    async fn start_all(
+        &self,
         records: Vec<Record>,
-        flight: &mut Flight<'a>,
+        flight: &mut Flight,
         unrecorded: &Unrecorded,
         probe: bool,
     ) -> usize {
+        let attempting = self.attempting();
         let mut started = 0;
         let mut unattempted = Vec::new();
         for record in records {
             let key = record.key();
             // A delivery whose outcome is still waiting to be written is not attempted
             // again: it already happened.
-            if unrecorded.holds(&key) || flight.keys.contains(&key) {
+            if unrecorded.holds(&key) {
+                continue;
+            }
+            // Its last attempt has recorded a retry due at once, but has not been counted
+            // as finished yet: it goes back, to be taken again after.
+            if flight.keys.contains(&key) {
+                unattempted.push(key);
                 continue;
             }
             let Some(handler) = self.handlers.get(&record.route) else {
@@ -89,10 +96,7 @@ impl Dispatcher {
                 unattempted.push(key);
                 continue;
             }
-            flight.keys.insert(key);
-            flight
-                .running
-                .push(Box::pin(self.attempt(record, handler.clone(), probe)));
+            flight.start(&attempting, record, handler.clone(), probe);
             started += 1;
         }
         self.give_back_unattempted(unattempted).await;

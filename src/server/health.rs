@@ -97,6 +97,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
             metrics::gauge!(observe::PENDING).set(stats.pending as f64);
             metrics::gauge!(observe::DEAD).set(stats.dead as f64);
             metrics::gauge!(observe::QUARANTINED).set(stats.quarantined as f64);
+            metrics::gauge!(observe::DISCARDED).set(stats.discarded as f64);
         });
     }
     (

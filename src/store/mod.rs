@@ -188,7 +188,27 @@ pub trait Admin: Send + Sync + 'static {
     /// Makes every dead event pending again; returns how many.
     fn replay_dead(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
 
-    /// Quarantined pushes, oldest first.
+    /// The deliveries `filter` selects (not its `limit`), oldest first, with their status:
+    /// what a bulk replay or discard would touch.
+    fn deliveries_matching(
+        &self,
+        filter: ListFilter,
+    ) -> BoxFuture<'_, Result<Vec<(DeliveryKey, Status)>, StoreError>>;
+
+    /// Makes these deliveries pending again, due now, with a fresh schedule (one being
+    /// attempted right now is left to finish); returns how many exist.
+    fn replay_deliveries(&self, keys: Vec<DeliveryKey>)
+    -> BoxFuture<'_, Result<usize, StoreError>>;
+
+    /// Discards these deliveries, when dead or pending (not while being attempted): not
+    /// delivered, kept as `discarded` until retention; returns how many.
+    fn discard(&self, keys: Vec<DeliveryKey>) -> BoxFuture<'_, Result<usize, StoreError>>;
+
+    /// Discards these quarantined pushes: kept until retention, no longer listed, counted
+    /// or re-processed; returns how many.
+    fn discard_quarantined(&self, ids: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>>;
+
+    /// Quarantined pushes (not discarded), oldest first.
     fn quarantined(&self, limit: usize) -> BoxFuture<'_, Result<Vec<QuarantinedPush>, StoreError>>;
 
     /// Replaces a quarantined push by the event it turned out to be (for delivery to
@@ -210,8 +230,9 @@ pub trait Admin: Send + Sync + 'static {
     /// Counts.
     fn stats(&self) -> BoxFuture<'_, Result<Stats, StoreError>>;
 
-    /// Deletes delivered events delivered before `before` (unix ms), and the memory of
-    /// requests received before it; returns how many events.
+    /// Deletes deliveries delivered or discarded before `before` (unix ms), quarantined
+    /// pushes discarded before it, and the memory of requests received before it; returns
+    /// how many deliveries.
     fn prune(&self, before: i64) -> BoxFuture<'_, Result<usize, StoreError>>;
 }
 

@@ -19,6 +19,9 @@ pub enum Status {
     Dead,
     /// Genuine but not decryptable or out of the replay window; kept raw until re-processed.
     Quarantined,
+    /// Dismissed by an operator (`wxpush events discard`): not delivered, kept visible until
+    /// retention, no longer counted as dead or quarantined.
+    Discarded,
 }
 
 impl Status {
@@ -29,6 +32,7 @@ impl Status {
             Self::Delivered => "delivered",
             Self::Dead => "dead",
             Self::Quarantined => "quarantined",
+            Self::Discarded => "discarded",
         }
     }
 
@@ -39,6 +43,7 @@ impl Status {
             "delivered" => Some(Self::Delivered),
             "dead" => Some(Self::Dead),
             "quarantined" => Some(Self::Quarantined),
+            "discarded" => Some(Self::Discarded),
             _ => None,
         }
     }
@@ -375,8 +380,10 @@ pub struct Stats {
     pub delivered: u64,
     /// Events whose attempts are exhausted.
     pub dead: u64,
-    /// Pushes in quarantine.
+    /// Pushes in quarantine (not discarded).
     pub quarantined: u64,
+    /// Deliveries and quarantined pushes discarded by an operator, until retention.
+    pub discarded: u64,
     /// Platform retries answered without storing again.
     pub duplicates: u64,
     /// Arrival time of the oldest pending event (unix ms).

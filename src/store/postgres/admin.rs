@@ -81,12 +81,112 @@ impl Admin for PostgresStore {
         })
     }
 
+    fn deliveries_matching(
+        &self,
+        filter: ListFilter,
+    ) -> BoxFuture<'_, Result<Vec<(DeliveryKey, Status)>, StoreError>> {
+        Box::pin(async move {
+            let status = filter.status.map(Status::as_str);
+            let rows = self
+                .query(
+                    &format!(
+                        "SELECT id, route, status FROM events WHERE {MATCHES} AND route <> '' ORDER BY seq"
+                    ),
+                    &[
+                        &status,
+                        &filter.event,
+                        &filter.app,
+                        &filter.route,
+                        &filter.since,
+                        &filter.until,
+                    ],
+                )
+                .await?;
+            let get = read("deliveries");
+            rows.iter()
+                .map(|r| {
+                    let status: String = r.try_get(2).map_err(get)?;
+                    let status = Status::parse(&status)
+                        .ok_or_else(|| StoreError::unknown_status(&status))?;
+                    Ok((
+                        DeliveryKey::new(
+                            r.try_get::<_, String>(0).map_err(get)?,
+                            r.try_get::<_, String>(1).map_err(get)?,
+                        ),
+                        status,
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    fn replay_deliveries(
+        &self,
+        keys: Vec<DeliveryKey>,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let (ids, routes): (Vec<String>, Vec<String>) =
+                keys.into_iter().map(|k| (k.id, k.route)).unzip();
+            let n = self
+                .execute(
+                    // One leased to an instance right now keeps its lease: it is being
+                    // delivered, and freeing it would let another instance deliver it at the
+                    // same time.
+                    "UPDATE events e SET status = 'pending', delivered_at = NULL, discarded_at = NULL,
+                     attempts = CASE WHEN e.status = 'pending' AND e.lease_owner IS NOT NULL
+                                      AND e.next_attempt_at > $3 THEN e.attempts ELSE 0 END,
+                     next_attempt_at = CASE WHEN e.status = 'pending' AND e.lease_owner IS NOT NULL
+                                      AND e.next_attempt_at > $3 THEN e.next_attempt_at ELSE $3 END,
+                     lease_owner = CASE WHEN e.status = 'pending' AND e.lease_owner IS NOT NULL
+                                      AND e.next_attempt_at > $3 THEN e.lease_owner ELSE NULL END
+                     FROM unnest($1::text[], $2::text[]) AS k(id, route)
+                     WHERE e.id = k.id AND e.route = k.route AND e.route <> ''",
+                    &[&ids, &routes, &clock::now_ms()],
+                )
+                .await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn discard(&self, keys: Vec<DeliveryKey>) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let (ids, routes): (Vec<String>, Vec<String>) =
+                keys.into_iter().map(|k| (k.id, k.route)).unzip();
+            let now = clock::now_ms();
+            let n = self
+                .execute(
+                    "UPDATE events e SET status = 'discarded', discarded_at = $3,
+                     next_attempt_at = NULL, lease_owner = NULL
+                     FROM unnest($1::text[], $2::text[]) AS k(id, route)
+                     WHERE e.id = k.id AND e.route = k.route
+                       AND (e.status = 'dead' OR (e.status = 'pending'
+                            AND (e.lease_owner IS NULL OR e.next_attempt_at <= $3)))",
+                    &[&ids, &routes, &now],
+                )
+                .await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn discard_quarantined(&self, ids: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let n = self
+                .execute(
+                    "UPDATE quarantine SET discarded_at = $2
+                     WHERE id = ANY($1) AND discarded_at IS NULL",
+                    &[&ids, &clock::now_ms()],
+                )
+                .await?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
     fn quarantined(&self, n: usize) -> BoxFuture<'_, Result<Vec<QuarantinedPush>, StoreError>> {
         Box::pin(async move {
             let rows = self
                 .query(
                     "SELECT id, received_at, app, authorizer_appid, query, body, reason
-                     FROM quarantine ORDER BY seq LIMIT $1",
+                     FROM quarantine WHERE discarded_at IS NULL ORDER BY seq LIMIT $1",
                     &[&limit(n)],
                 )
                 .await?;
@@ -147,15 +247,17 @@ impl Admin for PostgresStore {
                     Some(Status::Pending) => stats.pending = count,
                     Some(Status::Delivered) => stats.delivered = count,
                     Some(Status::Dead) => stats.dead = count,
+                    Some(Status::Discarded) => stats.discarded += count,
                     _ => return Err(StoreError::unknown_status(&status)),
                 }
             }
             let rows = self
                 .query(
-                    "SELECT (SELECT count(*) FROM quarantine),
+                    "SELECT (SELECT count(*) FROM quarantine WHERE discarded_at IS NULL),
                             (SELECT min(received_at) FROM events WHERE status = 'pending'),
                             (SELECT coalesce(sum(d), 0)::int8 FROM (SELECT max(duplicates) AS d
-                             FROM events WHERE duplicates > 0 GROUP BY id) AS per_event)",
+                             FROM events WHERE duplicates > 0 GROUP BY id) AS per_event),
+                            (SELECT count(*) FROM quarantine WHERE discarded_at IS NOT NULL)",
                     &[],
                 )
                 .await?;
@@ -166,6 +268,8 @@ impl Admin for PostgresStore {
                 // Every route's row of an event counts its duplicates: counted once.
                 stats.duplicates =
                     u64::try_from(row.try_get::<_, i64>(2).map_err(read("counts"))?).unwrap_or(0);
+                stats.discarded +=
+                    u64::try_from(row.try_get::<_, i64>(3).map_err(read("counts"))?).unwrap_or(0);
             }
             Ok(stats)
         })
@@ -175,13 +279,18 @@ impl Admin for PostgresStore {
         Box::pin(async move {
             self.execute("DELETE FROM requests WHERE received_at < $1", &[&before])
                 .await?;
+            self.execute("DELETE FROM quarantine WHERE discarded_at < $1", &[&before])
+                .await?;
             let mut total = 0usize;
             loop {
                 let n = self
                     .execute(
-                        "DELETE FROM events WHERE id IN (
-                             SELECT id FROM events WHERE status = 'delivered' AND delivered_at < $1
-                             LIMIT $2)",
+                        "DELETE FROM events WHERE (id, route) IN (
+                             (SELECT id, route FROM events WHERE status = 'delivered' AND delivered_at < $1
+                              LIMIT $2)
+                             UNION ALL
+                             (SELECT id, route FROM events WHERE status = 'discarded' AND discarded_at < $1
+                              LIMIT $2))",
                         &[&before, &PRUNE_CHUNK],
                     )
                     .await?;

@@ -75,7 +75,8 @@ pub(super) async fn record_events(
 /// Takes a transaction lock per route and ordering key of the batch's events, in sorted
 /// order: instances storing events of one key do it one after the other, so the first
 /// stored is the first delivered (and two instances inserting the same retried event
-/// never wait on each other's rows in opposite orders).
+/// never wait on each other's rows in opposite orders). The locks are per schema, so
+/// deployments sharing a database do not wait for each other.
 async fn lock_order_keys(
     tx: &Transaction<'_>,
     records: &[Incoming<'_>],
@@ -95,7 +96,7 @@ async fn lock_order_keys(
     locks.dedup();
     let lock = tx
         .prepare_cached(
-            "SELECT count(pg_advisory_xact_lock(hashtextextended('wxpush:' || k, 0)))
+            "SELECT count(pg_advisory_xact_lock(hashtextextended('wxpush:' || current_schema() || ':' || k, 0)))
              FROM unnest($1::text[]) WITH ORDINALITY AS t(k, ord)",
         )
         .await?;

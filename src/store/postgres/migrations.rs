@@ -88,7 +88,7 @@ CREATE INDEX requests_received ON requests (received_at);
     },
     Migration {
         version: 3,
-        name: "delivery state per route, ordering keys",
+        name: "delivery state per route, ordering keys, discarding",
         // A row per event and route. Existing events are the route `default`'s; their
         // ordering key is app, authorizer and event name (pending category audits get their
         // categories added by `order_keys`).
@@ -101,6 +101,9 @@ UPDATE events SET order_key = app || chr(31) || coalesce(authorizer_appid, '') |
 ALTER TABLE events DROP CONSTRAINT events_pkey;
 ALTER TABLE events ADD PRIMARY KEY (id, route);
 CREATE INDEX events_order ON events (route, order_key, seq) WHERE status = 'pending';
+ALTER TABLE events ADD COLUMN discarded_at bigint;
+CREATE INDEX events_discarded ON events (discarded_at) WHERE status = 'discarded';
+ALTER TABLE quarantine ADD COLUMN discarded_at bigint;
 ",
     },
 ];

@@ -78,12 +78,113 @@ impl Admin for SqliteStore {
         })
     }
 
+    fn deliveries_matching(
+        &self,
+        filter: ListFilter,
+    ) -> BoxFuture<'_, Result<Vec<(DeliveryKey, Status)>, StoreError>> {
+        self.read(move |conn| {
+            let mut stmt = db(conn.prepare_cached(&format!(
+                "SELECT id, route, status FROM events WHERE {MATCHES} AND route <> '' ORDER BY seq"
+            )))?;
+            let status = filter.status.map(Status::as_str);
+            let rows = db(stmt.query_map(
+                params![
+                    status,
+                    filter.event,
+                    filter.app,
+                    filter.route,
+                    filter.since,
+                    filter.until
+                ],
+                |row| {
+                    let status: String = row.get(2)?;
+                    Ok((
+                        DeliveryKey::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
+                        status,
+                    ))
+                },
+            ))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (key, status) = db(row)?;
+                let status =
+                    Status::parse(&status).ok_or_else(|| StoreError::unknown_status(&status))?;
+                out.push((key, status));
+            }
+            Ok(out)
+        })
+    }
+
+    fn replay_deliveries(
+        &self,
+        keys: Vec<DeliveryKey>,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(move |tx| {
+            let now = clock::now_ms();
+            atomic(tx, || {
+                let mut count = 0;
+                for key in &keys {
+                    count += exec(
+                        tx,
+                        // One held for delivery right now is left as it is: it is about to be
+                        // delivered, and making it due would deliver it twice.
+                        "UPDATE events SET status = 'pending', attempts = 0, delivered_at = NULL,
+                         discarded_at = NULL,
+                         next_attempt_at = CASE
+                             WHEN status = 'pending' AND held = 1 THEN next_attempt_at
+                             ELSE ?3 END
+                         WHERE id = ?1 AND route = ?2 AND route <> ''",
+                        params![key.id, key.route, now],
+                    )?;
+                }
+                Ok(count)
+            })
+        })
+    }
+
+    fn discard(&self, keys: Vec<DeliveryKey>) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(move |tx| {
+            let now = clock::now_ms();
+            atomic(tx, || {
+                let mut count = 0;
+                for key in &keys {
+                    count += exec(
+                        tx,
+                        "UPDATE events SET status = 'discarded', discarded_at = ?3,
+                         next_attempt_at = NULL
+                         WHERE id = ?1 AND route = ?2
+                           AND (status = 'dead' OR (status = 'pending' AND held = 0))",
+                        params![key.id, key.route, now],
+                    )?;
+                }
+                Ok(count)
+            })
+        })
+    }
+
+    fn discard_quarantined(&self, ids: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(move |tx| {
+            let now = clock::now_ms();
+            atomic(tx, || {
+                let mut count = 0;
+                for id in &ids {
+                    count += exec(
+                        tx,
+                        "UPDATE quarantine SET discarded_at = ?2 WHERE id = ?1 AND discarded_at IS NULL",
+                        params![id, now],
+                    )?;
+                }
+                Ok(count)
+            })
+        })
+    }
+
     fn quarantined(&self, limit: usize) -> BoxFuture<'_, Result<Vec<QuarantinedPush>, StoreError>> {
         self.read(move |conn| {
             let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
             let mut stmt = db(conn.prepare_cached(
                 "SELECT id, received_at, app, authorizer_appid, query, body, reason
-                 FROM quarantine ORDER BY seq LIMIT ?1",
+                 FROM quarantine WHERE discarded_at IS NULL ORDER BY seq LIMIT ?1",
             ))?;
             let rows = db(stmt.query_map(params![limit], row_to_quarantined))?;
             db(rows.collect())
@@ -148,11 +249,18 @@ impl Admin for SqliteStore {
                     Some(Status::Pending) => stats.pending = count,
                     Some(Status::Delivered) => stats.delivered = count,
                     Some(Status::Dead) => stats.dead = count,
+                    Some(Status::Discarded) => stats.discarded += count,
                     _ => return Err(StoreError::unknown_status(&status)),
                 }
             }
-            stats.quarantined =
-                db(conn.query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0)))?;
+            let (quarantined, discarded): (u64, u64) = db(conn.query_row(
+                "SELECT count(*) FILTER (WHERE discarded_at IS NULL),
+                        count(*) FILTER (WHERE discarded_at IS NOT NULL) FROM quarantine",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            ))?;
+            stats.quarantined = quarantined;
+            stats.discarded += discarded;
             stats.oldest_pending_at = db(conn.query_row(
                 "SELECT min(received_at) FROM events WHERE status = 'pending'",
                 [],
@@ -171,7 +279,13 @@ impl Admin for SqliteStore {
             )?;
             exec(
                 conn,
-                "DELETE FROM events WHERE status = 'delivered' AND delivered_at < ?1",
+                "DELETE FROM quarantine WHERE discarded_at < ?1",
+                params![before],
+            )?;
+            exec(
+                conn,
+                "DELETE FROM events WHERE (status = 'delivered' AND delivered_at < ?1)
+                    OR (status = 'discarded' AND discarded_at < ?1)",
                 params![before],
             )
         })

@@ -28,7 +28,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         3,
-        // Delivery state per route: a row per event and route, the id unique per route.
+        // Delivery state per route: a row per event and route, the id unique per route; and
+        // when an operator discarded a delivery or a quarantined push.
         // Existing events are the route `default`'s; their ordering key is app, authorizer
         // and event name (category audits get their categories added by `order_keys`).
         "CREATE TABLE events_v3 (
@@ -49,6 +50,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
              duplicates       INTEGER NOT NULL DEFAULT 0,
              last_duplicate_at INTEGER,
              held             INTEGER NOT NULL DEFAULT 0,
+             discarded_at     INTEGER,
              UNIQUE (id, route)
          );
          INSERT INTO events_v3 (seq, id, route, order_key, received_at, status, app,
@@ -64,7 +66,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE INDEX events_pending ON events(next_attempt_at) WHERE status = 'pending';
          CREATE INDEX events_delivered ON events(delivered_at) WHERE status = 'delivered';
          CREATE INDEX events_status ON events(status, seq);
-         CREATE INDEX events_order ON events(route, order_key, seq) WHERE status = 'pending';",
+         CREATE INDEX events_order ON events(route, order_key, seq) WHERE status = 'pending';
+         CREATE INDEX events_discarded ON events(discarded_at) WHERE status = 'discarded';
+         ALTER TABLE quarantine ADD COLUMN discarded_at INTEGER;",
     ),
 ];
 

@@ -183,8 +183,11 @@ async fn held_events_of_an_older_inbox_stay_held_after_the_migration() -> Result
         assert_eq!(store.record(audit(7), None).await?, Recorded::New);
     }
     let conn = Connection::open(dir.path().join(DB_FILE)).map_err(classify)?;
-    conn.execute_batch("ALTER TABLE events DROP COLUMN held; PRAGMA user_version = 1;")
-        .map_err(classify)?;
+    conn.execute_batch(
+        "ALTER TABLE events DROP COLUMN held; ALTER TABLE quarantine DROP COLUMN discarded_at;
+         PRAGMA user_version = 1;",
+    )
+    .map_err(classify)?;
     drop(conn);
     let store = SqliteStore::open(dir.path())?;
     let record = store
