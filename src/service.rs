@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::dispatch::{self, Dispatcher, Route, Routes, Wake};
+use crate::dispatch::{self, Alerts, Dispatcher, Route, Routes, Wake};
 #[cfg(doc)]
 use crate::handler::BoxHandler;
 use crate::observe::{Metrics, UPKEEP_EVERY};
@@ -99,13 +99,19 @@ pub async fn run(
     let metrics = Metrics::new();
     let routes: Routes = routes.into();
     let routing = routes.routing();
+    let alerts = match &config.alerts {
+        Some(alerts) => Alerts::start(alerts.clone())
+            .map_err(|e| std::io::Error::other(format!("setting up alerts: {e}")))?,
+        None => Alerts::off(),
+    };
     let dispatcher = Dispatcher::new(
         Arc::clone(&store),
         routes,
         config.delivery.clone(),
         wake.clone(),
     )
-    .with_metrics(metrics.clone());
+    .with_metrics(metrics.clone())
+    .with_alerts(alerts.clone());
     let dispatcher_alive = Arc::clone(&alive);
     let dispatcher = tokio::spawn(async move {
         // Cleared however the dispatcher ends, a panic included: readiness reports it.
@@ -126,7 +132,8 @@ pub async fn run(
         config.max_clock_skew,
         metrics.clone(),
     )
-    .with_routing(routing);
+    .with_routing(routing)
+    .with_alerts(alerts);
     let upkeep = tokio::spawn(upkeep(metrics, stop_tx.subscribe()));
     let admin_task = admin.map(|listener| {
         let router = server::admin_router(state.clone());

@@ -1,15 +1,16 @@
 //! Validation of `[delivery]` (the retry schedule, concurrency, the breaker, and the
-//! deprecated backoff keys) and of `[[routes]]`.
+//! deprecated backoff keys), of `[[routes]]` and of `[alerts]`.
 
 use std::time::Duration;
 
 use super::ConfigError;
 use super::numbers::{positive, secs};
-use super::raw::{RawDelivery, RawRoute, Seconds};
+use super::raw::{RawAlerts, RawDelivery, RawRoute, Seconds};
 use super::validate::{validate_command, validate_webhook};
-use crate::dispatch::{DeliveryPolicy, Jitter, RouteConfig, RouteFilter};
+use crate::dispatch::{AlertsConfig, DeliveryPolicy, Jitter, RouteConfig, RouteFilter};
 use crate::handler::HandlerKind;
 use crate::push::app::App;
+use crate::secret::Secret;
 use crate::store::DEFAULT_ROUTE;
 
 /// The `[delivery]` table, and what to say about deprecated keys it uses.
@@ -198,4 +199,23 @@ fn route_handler(key: &str, route: &RawRoute) -> Result<HandlerKind, ConfigError
             ));
         }
     })
+}
+
+/// `[alerts]`: off without a URL.
+pub(super) fn validate_alerts(raw: RawAlerts) -> Result<Option<AlertsConfig>, ConfigError> {
+    let url = raw.webhook_url.trim().to_owned();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+        return Err(ConfigError::new(
+            "alerts.webhook_url",
+            "expected an http:// or https:// URL (env WXPUSH_ALERTS_WEBHOOK_URL), or empty for no alerts",
+        ));
+    }
+    Ok(Some(AlertsConfig {
+        webhook_url: url,
+        secret: (!raw.secret.is_empty()).then(|| Secret::new(raw.secret)),
+        coalesce: secs(raw.coalesce_secs, "alerts.coalesce_secs", 1)?,
+    }))
 }

@@ -109,6 +109,21 @@ pub(super) const ENV_OVERRIDES: &[(&str, &[&str], ValueKind)] = &[
         ValueKind::Integer,
     ),
     ("WXPUSH_LOG_FORMAT", &["log", "format"], ValueKind::Text),
+    (
+        "WXPUSH_ALERTS_WEBHOOK_URL",
+        &["alerts", "webhook_url"],
+        ValueKind::Text,
+    ),
+    (
+        "WXPUSH_ALERTS_SECRET",
+        &["alerts", "secret"],
+        ValueKind::Text,
+    ),
+    (
+        "WXPUSH_ALERTS_COALESCE_SECS",
+        &["alerts", "coalesce_secs"],
+        ValueKind::Integer,
+    ),
     ("WXPUSH_APP_NAME", &["app", "name"], ValueKind::Text),
     ("WXPUSH_TOKEN", &["app", "token"], ValueKind::Text),
     (

@@ -63,6 +63,18 @@ impl Config {
                 out.push_str(&handler_toml(&route.handler, Some(&route.filter.name)));
             }
         }
+        if let Some(alerts) = &self.alerts {
+            let _ = write!(
+                out,
+                "\n[alerts]\nwebhook_url = \"{}\"\nsecret = \"{}\"\ncoalesce_secs = {}\n",
+                alerts.webhook_url,
+                alerts
+                    .secret
+                    .as_ref()
+                    .map_or_else(|| "(none)".to_owned(), |s| mask(s.expose().len())),
+                alerts.coalesce.as_secs()
+            );
+        }
         for (i, app) in self.apps().enumerate() {
             let header = if i == 0 { "[app]" } else { "[[apps]]" };
             let _ = write!(

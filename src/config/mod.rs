@@ -25,7 +25,7 @@ use layers::{DEPRECATED, ENV_OVERRIDES, ValueKind};
 use layers::{apply_env, merge, parse_toml};
 use raw::{EMBEDDED, deserialize_raw};
 
-use crate::dispatch::{DeliveryPolicy, RouteConfig, Routing};
+use crate::dispatch::{AlertsConfig, DeliveryPolicy, RouteConfig, Routing};
 use crate::push::app::App;
 use crate::push::cipher::AesKey;
 
@@ -72,6 +72,8 @@ pub struct Config {
     pub extra_apps: Vec<App>,
     /// Where events are delivered: `[[routes]]`, or the one route `default` with `handler`.
     pub routes: Vec<RouteConfig>,
+    /// Where alerts go (`[alerts]`), if anywhere.
+    pub alerts: Option<AlertsConfig>,
     /// What to say about deprecated keys the configuration uses (logged by `serve`).
     pub deprecations: Vec<String>,
 }

@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub(super) retention_days: i64,
     pub(super) delivery: RawDelivery,
     pub(super) log: RawLog,
+    pub(super) alerts: RawAlerts,
     pub(super) webhook: RawWebhook,
     pub(super) command: RawCommand,
     pub(super) app: RawApp,
@@ -139,6 +140,22 @@ impl Seconds {
             Self::Whole(n) => n as f64,
             Self::Fraction(x) => x,
         }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlerts {
+    pub(super) webhook_url: String,
+    pub(super) secret: String,
+    pub(super) coalesce_secs: i64,
+}
+
+impl std::fmt::Debug for RawAlerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawAlerts")
+            .field("webhook_url", &self.webhook_url)
+            .finish_non_exhaustive()
     }
 }
 

@@ -25,6 +25,7 @@ fn every_env_override_names_a_real_key() -> Result<(), ConfigError> {
                 (&"WXPUSH_ADMIN_LISTEN", _) => "127.0.0.1:2",
                 (&"WXPUSH_APPID", _) => "wx0123456789abcdef",
                 (&"WXPUSH_HANDLER", _) => "log",
+                (&"WXPUSH_ALERTS_WEBHOOK_URL", _) => "https://ops.example/alerts",
                 (&"WXPUSH_LOG_FORMAT", _) => "json",
                 (&"WXPUSH_STORE", _) => "postgres",
                 (&"WXPUSH_DATABASE_URL", _) => "postgres://u:p@db.example/inbox",
@@ -288,5 +289,59 @@ fn masked_toml_hides_secrets() -> Result<(), ConfigError> {
     assert!(text.contains("inbox@db.internal:5432/wxpush"), "{text}");
     assert!(!text.contains("pg-s3cret"), "{text}");
     assert!(!format!("{pg:?}").contains("pg-s3cret"));
+    let routed = Config::from_toml(
+        "[alerts]\nwebhook_url = \"https://ops.example/alerts\"\nsecret = \"alert-s3cret\"\n\
+         [[routes]]\nname = \"audits\"\nhandler = \"webhook\"\nevents = [\"wxa_category_audit\"]\n\
+         webhook = { url = \"https://internal.example/audits\", secret = \"route-s3cret\" }\n",
+    )?;
+    let text = routed.to_masked_toml();
+    assert!(
+        text.contains("name = \"audits\"") && text.contains("[alerts]"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("alert-s3cret") && !text.contains("route-s3cret"),
+        "{text}"
+    );
+    assert!(!format!("{routed:?}").contains("s3cret"));
     Ok(())
+}
+
+#[test]
+fn routes_are_validated_with_the_key_at_fault() {
+    let cases = [
+        (
+            "[[routes]]\nname = \"a b\"\nhandler = \"log\"\n",
+            "routes[0].name",
+        ),
+        (
+            "[[routes]]\nname = \"a\"\nhandler = \"log\"\n[[routes]]\nname = \"a\"\nhandler = \"log\"\n",
+            "routes[1].name",
+        ),
+        (
+            "[[routes]]\nname = \"a\"\nhandler = \"webhook\"\n",
+            "routes[0].webhook",
+        ),
+        (
+            "[[routes]]\nname = \"a\"\nhandler = \"webhook\"\nwebhook = { url = \"ftp://x\" }\n",
+            "routes[0].webhook.url",
+        ),
+        (
+            "[[routes]]\nname = \"a\"\nhandler = \"log\"\napps = [\"nope\"]\n",
+            "routes[0].apps",
+        ),
+        (
+            "[[routes]]\nname = \"a\"\nhandler = \"mail\"\n",
+            "routes[0].handler",
+        ),
+        (
+            "[delivery]\nretry_schedule_secs = [5, 0]\n",
+            "delivery.retry_schedule_secs[1]",
+        ),
+        ("[alerts]\nwebhook_url = \"nope\"\n", "alerts.webhook_url"),
+    ];
+    for (toml, key) in cases {
+        let err = Config::from_toml(toml).expect_err(toml);
+        assert_eq!(err.key, key, "{toml}: {err}");
+    }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::delivery::{validate_delivery, validate_routes};
+use super::delivery::{validate_alerts, validate_delivery, validate_routes};
 use super::numbers::{positive, secs};
 use super::raw::{RawApp, RawCommand, RawConfig, RawWebhook};
 use super::{Config, ConfigError, HttpLimits, LogFormat, store};
@@ -36,6 +36,7 @@ impl Config {
         let (app, extra_apps) = validate_apps(raw.app, raw.apps)?;
         let apps: Vec<&App> = std::iter::once(&app).chain(&extra_apps).collect();
         let routes = validate_routes(raw.routes, &handler, &apps)?;
+        let alerts = validate_alerts(raw.alerts)?;
         Ok(Self {
             listen,
             admin_listen,
@@ -52,6 +53,7 @@ impl Config {
             app,
             extra_apps,
             routes,
+            alerts,
             deprecations,
         })
     }

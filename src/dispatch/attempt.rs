@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::DeliveryPolicy;
 use super::outcomes::Outcome;
+use super::{Alert, AlertKind, Alerts, DeliveryPolicy};
 use crate::clock;
 use crate::handler::BoxHandler;
 use crate::observe::{self, Metrics};
@@ -18,6 +18,7 @@ pub(super) struct Attempting {
     pub(super) store: Arc<dyn Store>,
     pub(super) policy: Arc<DeliveryPolicy>,
     pub(super) metrics: Metrics,
+    pub(super) alerts: Alerts,
 }
 
 /// How an attempt ended.
@@ -106,11 +107,17 @@ impl Attempting {
                 id = %key.id, route = %route, attempt = failures, %error,
                 retry_in_secs = delay.as_secs(), "handler failed; will retry"
             ),
-            None => tracing::error!(
-                id = %key.id, route = %route, attempts = failures, %error,
-                "handler failed on the last attempt; the delivery is dead (replay it with `wxpush events replay {}`)",
-                key.id
-            ),
+            None => {
+                tracing::error!(
+                    id = %key.id, route = %route, attempts = failures, %error,
+                    "handler failed on the last attempt; the delivery is dead (replay it with `wxpush events replay {}`)",
+                    key.id
+                );
+                self.alerts.raise(Alert {
+                    event_id: Some(key.id.clone()),
+                    ..Alert::route(AlertKind::EventDead, &route)
+                });
+            }
         }
         let outcome = Outcome::Failed {
             key,

@@ -29,6 +29,7 @@ use crate::handler::BoxHandler;
 use crate::observe::{self, Metrics};
 use crate::store::{DeliveryKey, Record, Store, StoreError};
 
+mod alerts;
 mod attempt;
 mod breaker;
 mod outcomes;
@@ -37,6 +38,7 @@ mod prune;
 mod routes;
 mod take;
 
+pub use alerts::{Alert, AlertKind, Alerts, AlertsConfig};
 use attempt::{Attempting, Finished};
 use breaker::{Breakers, Change};
 use outcomes::Unrecorded;
@@ -74,6 +76,7 @@ pub struct Dispatcher {
     breakers: Mutex<Breakers>,
     /// Routes found in the store that are not configured: left alone, reported once.
     unknown: Mutex<HashSet<String>>,
+    alerts: Alerts,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -156,7 +159,14 @@ impl Dispatcher {
             wake,
             metrics: Metrics::new(),
             unknown: Mutex::new(HashSet::new()),
+            alerts: Alerts::off(),
         }
+    }
+
+    /// Raises alerts (a route paused or resumed, a delivery dead) on `alerts`.
+    pub fn with_alerts(mut self, alerts: Alerts) -> Self {
+        self.alerts = alerts;
+        self
     }
 
     /// Counts into `metrics` (the server's registry) instead of a registry of its own.
@@ -259,11 +269,15 @@ impl Dispatcher {
                     "route paused after consecutive failures: only a probe is attempted now and then, until one succeeds"
                 );
                 self.set_paused_gauge(&route, true);
+                self.alerts
+                    .raise(Alert::route(AlertKind::RoutePaused, &route));
             }
             Some(Change::Resumed) => {
                 let expedited = self.store.expedite(route.clone()).await.unwrap_or(0);
                 tracing::warn!(route = %route, due_now = expedited, "route resumed: a delivery succeeded");
                 self.set_paused_gauge(&route, false);
+                self.alerts
+                    .raise(Alert::route(AlertKind::RouteResumed, &route));
             }
             None => {}
         }
@@ -275,6 +289,7 @@ impl Dispatcher {
             store: Arc::clone(&self.store),
             policy: Arc::clone(&self.policy),
             metrics: self.metrics.clone(),
+            alerts: self.alerts.clone(),
         }
     }
 

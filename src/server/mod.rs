@@ -36,7 +36,7 @@ pub use error::ApiError;
 use error::Failure;
 use health::Readiness;
 
-use crate::dispatch::{Routing, Wake};
+use crate::dispatch::{Alerts, Routing, Wake};
 use crate::observe::{self, Metrics};
 use crate::push::app::App;
 use crate::store::Store;
@@ -57,6 +57,8 @@ pub struct AppState {
     metrics: Metrics,
     /// Which routes take which events: each new event is stored with a delivery per route.
     routing: Arc<Routing>,
+    /// Where a quarantined push is reported.
+    alerts: Alerts,
 }
 
 impl std::fmt::Debug for AppState {
@@ -94,7 +96,14 @@ impl AppState {
             readiness: Arc::default(),
             metrics,
             routing: Arc::new(Routing::default()),
+            alerts: Alerts::off(),
         }
+    }
+
+    /// Raises an alert for each push quarantined.
+    pub fn with_alerts(mut self, alerts: Alerts) -> Self {
+        self.alerts = alerts;
+        self
     }
 
     /// Stores new events with a delivery per route of `routing` that takes them (without

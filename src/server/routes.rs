@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::target::Target;
 use super::{AppState, error::ApiError};
 use crate::clock;
+use crate::dispatch::{Alert, AlertKind};
 use crate::event::Event;
 use crate::observe::{self, Metrics};
 use crate::push::app::App;
@@ -157,6 +158,12 @@ async fn quarantine(
         Recorded::Replay => Ok(replayed(app, authorizer_appid)),
         _ => {
             tracing::error!(app = %app.name, %id, %reason, "push quarantined: signed correctly but not processable with this configuration");
+            state.alerts.raise(Alert {
+                kind: AlertKind::PushQuarantined,
+                route: None,
+                event_id: None,
+                quarantine_id: Some(id),
+            });
             Ok("quarantined")
         }
     }

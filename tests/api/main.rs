@@ -1,6 +1,7 @@
 //! Integration tests: the real router on a real loopback socket, and the real binary.
 #![allow(unreachable_pub)]
 
+mod alerts;
 mod bulk;
 mod cli;
 mod container;
