@@ -6,10 +6,11 @@
 //! The request path ([`push`]) decides the mode once, checks the signature with the app's
 //! token ([`push::signature`]) and, when encrypted, decrypts the `Encrypt` field and checks
 //! the app id ([`push::cipher`]). The message is read leniently into an [`Event`]
-//! ([`event::fields`], [`event`]) that is never refused for its shape, stored durably,
-//! deduplicated and checked for replays ([`store`]), and only then answered `success`. The
-//! dispatcher ([`dispatch`]) hands stored events to the [`Handler`] ([`handler`]), retrying
-//! until it succeeds. Genuine pushes that cannot be decrypted are kept aside
+//! ([`event::fields`], [`event`]) that is never refused for its shape, stored durably with a
+//! delivery per route that takes it, deduplicated and checked for replays ([`store`]), and
+//! only then answered `success`. The dispatcher ([`dispatch`]) hands each delivery to its
+//! route's [`Handler`] ([`handler`]), concurrently but in order per ordering key, retrying
+//! along a schedule until it succeeds. Genuine pushes that cannot be decrypted are kept aside
 //! ([`quarantine`]) until the configuration is fixed. [`service`] puts it together.
 //!
 //! # Layout
@@ -24,11 +25,11 @@
 //! | [`push`] | the request path without HTTP: the mode decision, signature checks, decryption, the request key for replay detection; [`push::app`] (one receiver identity), [`push::signature`], [`push::cipher`] |
 //! | [`platform`] | the platform's HTTP APIs: [`platform::category`] (`addcategory`) |
 //! | [`handler`] | the `Handler` trait, its erased form, and the `log`, `webhook` and `command` handlers with their settings |
-//! | [`store`] | the durable inbox: interfaces by caller ([`store::Inbox`], [`store::Admin`], [`store::Submissions`]), records; `sqlite/` (one instance: writer, rows, schema and migrations, inbox, admin) and `postgres/` (replicas: batch writer, leases, migrations, rows, inbox, admin) |
-//! | [`dispatch`] | delivery with timeout, backoff and dead events; outcomes kept while the store refuses them (`outcomes.rs`); pruning (`prune.rs`) |
+//! | [`store`] | the durable inbox, a row per event and route: interfaces by caller ([`store::Inbox`], [`store::Admin`], [`store::Submissions`]), records; `sqlite/` (one instance: writer, rows, schema and migrations, inbox, admin) and `postgres/` (replicas: batch writer, inserts under per-key locks, leases, migrations, rows, inbox, admin) |
+//! | [`dispatch`] | delivery: routes and their filters (`routes.rs`), the retry schedule (`policy.rs`), taking due deliveries (`take.rs`), one attempt per task (`attempt.rs`), a breaker per route (`breaker.rs`), alerts (`alerts.rs`), outcomes kept while the store refuses them (`outcomes.rs`), pruning (`prune.rs`) |
 //! | [`quarantine`] | re-processing quarantined pushes |
 //! | [`tools`] | beside the request path: [`tools::simulate`] (pushes built as the platform builds them), [`tools::diagnose`] (step-by-step checks of a captured push) |
-//! | [`config`] | embedded defaults, layering (`layers.rs`), the raw file format (`raw.rs`), validation by section (`validate.rs`), the masked view (`masked.rs`) |
+//! | [`config`] | embedded defaults, layering (`layers.rs`), the raw file format (`raw.rs`), validation by section (`validate.rs`; delivery, routes and alerts in `delivery.rs`), the masked view (`masked.rs`) |
 //! | [`telemetry`] | tracing setup, with escaped text fields |
 //! | [`server`] | the HTTP edge: app and authorizer from the path, the URL-check and push routes, error → HTTP mapping, health and metrics, the accept loop with its connection limits |
 //! | [`service`] | the composition root: opens the store, runs server, dispatcher and pruner until shutdown |
