@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use super::ConfigError;
+use super::handlers::{validate_command, validate_webhook};
 use super::numbers::{positive, secs};
 use super::raw::{RawAlerts, RawDelivery, RawRoute, Seconds};
-use super::validate::{validate_command, validate_webhook};
 use crate::dispatch::{AlertsConfig, DeliveryPolicy, Jitter, RouteConfig, RouteFilter};
 use crate::handler::HandlerKind;
 use crate::push::app::App;

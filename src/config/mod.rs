@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod delivery;
+mod handlers;
 mod layers;
 mod masked;
 mod numbers;

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::delivery::{validate_alerts, validate_delivery, validate_routes};
+use super::handlers::{validate_command, validate_webhook};
 use super::numbers::{positive, secs};
 use super::raw::{RawApp, RawCommand, RawConfig, RawWebhook};
 use super::{Config, ConfigError, HttpLimits, LogFormat, store};
-use crate::handler::{CommandConfig, HandlerKind, WebhookConfig};
+use crate::handler::HandlerKind;
 use crate::push::app::App;
 use crate::push::cipher::AesKey;
 use crate::secret::Secret;
@@ -232,58 +233,5 @@ fn validate_app(raw: RawApp, key: &str) -> Result<App, ConfigError> {
         previous_token,
         previous_aes_key,
         require_encryption: raw.require_encryption,
-    })
-}
-
-/// A webhook's settings; `key` is the table's (`webhook`, `routes[0].webhook`).
-pub(super) fn validate_webhook(
-    url: &str,
-    secret: &str,
-    timeout_secs: i64,
-    key: &str,
-) -> Result<WebhookConfig, ConfigError> {
-    let url = url.trim().to_owned();
-    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
-        return Err(ConfigError::new(
-            format!("{key}.url"),
-            if key == "webhook" {
-                "expected an http:// or https:// URL (env WXPUSH_WEBHOOK_URL) for handler = \"webhook\""
-            } else {
-                "expected an http:// or https:// URL for handler = \"webhook\""
-            },
-        ));
-    }
-    let secret = (!secret.is_empty()).then(|| Secret::new(secret.to_owned()));
-    let timeout = secs(timeout_secs, &format!("{key}.timeout_secs"), 1)?;
-    Ok(WebhookConfig {
-        url,
-        secret,
-        timeout,
-    })
-}
-
-/// A command's settings; `key` is the table's (`command`, `routes[0].command`).
-pub(super) fn validate_command(
-    program: Vec<String>,
-    shell: bool,
-    timeout_secs: i64,
-    key: &str,
-) -> Result<CommandConfig, ConfigError> {
-    let program: Vec<String> = program.into_iter().filter(|w| !w.is_empty()).collect();
-    if program.is_empty() {
-        return Err(ConfigError::new(
-            format!("{key}.program"),
-            if key == "command" {
-                "expected a program and its arguments, e.g. [\"/usr/local/bin/on-event\", \"--verbose\"] (env WXPUSH_COMMAND) for handler = \"command\""
-            } else {
-                "expected a program and its arguments, e.g. [\"/usr/local/bin/on-event\", \"--verbose\"] for handler = \"command\""
-            },
-        ));
-    }
-    let timeout = secs(timeout_secs, &format!("{key}.timeout_secs"), 1)?;
-    Ok(CommandConfig {
-        program,
-        shell,
-        timeout,
     })
 }

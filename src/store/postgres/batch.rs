@@ -14,10 +14,9 @@ use deadpool_postgres::{Pool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::errors::{classify, is_transient, pool_error};
-use super::insert::{Incoming, Stored, record_events};
+use super::insert::{Incoming, Owner, Stored, record_events};
 use super::text;
 use crate::event::Event;
-use crate::store::held::Held;
 use crate::store::{DeliveryKey, Recorded, StoreError};
 
 /// Most writes committed in one transaction.
@@ -49,18 +48,6 @@ pub(super) enum Write {
 pub(super) struct Counters {
     pub(super) commits: AtomicU64,
     pub(super) writes: AtomicU64,
-}
-
-/// Who new events are leased to: the instance that stored them delivers them first, from
-/// memory, so the common case needs neither a claim nor a read.
-#[derive(Debug, Clone)]
-pub(super) struct Owner {
-    /// The instance's name.
-    pub(super) name: String,
-    /// Lease length in milliseconds.
-    pub(super) lease_ms: i64,
-    /// The events handed to this instance's dispatcher.
-    pub(super) held: Arc<Held>,
 }
 
 /// Starts the group-commit task; it ends when every sender is dropped.

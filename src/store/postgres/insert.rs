@@ -5,10 +5,24 @@ use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::Transaction;
 
-use super::batch::Owner;
+use std::sync::Arc;
+
 use super::{resolve_submission, text};
 use crate::event::Event;
+use crate::store::held::Held;
 use crate::store::{NO_ROUTE, Recorded};
+
+/// Who new events are leased to: the instance that stored them delivers them first, from
+/// memory, so the common case needs neither a claim nor a read.
+#[derive(Debug, Clone)]
+pub(super) struct Owner {
+    /// The instance's name.
+    pub(super) name: String,
+    /// Lease length in milliseconds.
+    pub(super) lease_ms: i64,
+    /// The events handed to this instance's dispatcher.
+    pub(super) held: Arc<Held>,
+}
 
 /// What storing one event did, and the routes whose new deliveries are leased to this
 /// instance (to go to its dispatcher from memory).

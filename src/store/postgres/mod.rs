@@ -30,8 +30,9 @@ use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMe
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{NoTls, Row};
 
-use self::batch::{Counters, Owner, Write};
+use self::batch::{Counters, Write};
 use self::errors::{classify, open_error, pool_error};
+use self::insert::Owner;
 use super::{
     Admin, DeliveryKey, DueQuery, Inbox, Lease, ListFilter, NO_ROUTE, QuarantinedPush, Record,
     Recorded, Stats, Status, StoreError, StoredEvent, Submission, Submissions,
