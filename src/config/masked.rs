@@ -46,23 +46,7 @@ impl Config {
             );
         }
         out.push_str(&handler_toml(&self.handler, None));
-        let implicit = self.routes.len() == 1
-            && self.routes[0].filter
-                == crate::dispatch::RouteFilter::all(crate::store::DEFAULT_ROUTE)
-            && self.routes[0].handler == self.handler;
-        if !implicit {
-            for route in &self.routes {
-                let _ = write!(
-                    out,
-                    "\n[[routes]]\nname = \"{}\"\nhandler = \"{}\"\nevents = {:?}\napps = {:?}\n",
-                    route.filter.name,
-                    route.handler.name(),
-                    route.filter.events,
-                    route.filter.apps
-                );
-                out.push_str(&handler_toml(&route.handler, Some(&route.filter.name)));
-            }
-        }
+        out.push_str(&self.routes_toml());
         if let Some(alerts) = &self.alerts {
             let _ = write!(
                 out,
@@ -91,6 +75,29 @@ impl Config {
             }
             if app.previous_aes_key.is_some() {
                 let _ = writeln!(out, "previous_encoding_aes_key = \"{}\"", mask(43));
+            }
+        }
+        out
+    }
+
+    /// The `[[routes]]` tables, unless the only route is the implicit `default`.
+    fn routes_toml(&self) -> String {
+        let mut out = String::new();
+        let implicit = self.routes.len() == 1
+            && self.routes[0].filter
+                == crate::dispatch::RouteFilter::all(crate::store::DEFAULT_ROUTE)
+            && self.routes[0].handler == self.handler;
+        if !implicit {
+            for route in &self.routes {
+                let _ = write!(
+                    out,
+                    "\n[[routes]]\nname = \"{}\"\nhandler = \"{}\"\nevents = {:?}\napps = {:?}\n",
+                    route.filter.name,
+                    route.handler.name(),
+                    route.filter.events,
+                    route.filter.apps
+                );
+                out.push_str(&handler_toml(&route.handler, Some(&route.filter.name)));
             }
         }
         out
