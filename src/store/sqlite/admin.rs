@@ -119,63 +119,38 @@ impl Admin for SqliteStore {
         &self,
         keys: Vec<DeliveryKey>,
     ) -> BoxFuture<'_, Result<usize, StoreError>> {
-        self.write(move |tx| {
-            let now = clock::now_ms();
-            atomic(tx, || {
-                let mut count = 0;
-                for key in &keys {
-                    count += exec(
-                        tx,
-                        // One held for delivery right now is left as it is: it is about to be
-                        // delivered, and making it due would deliver it twice.
-                        "UPDATE events SET status = 'pending', attempts = 0, delivered_at = NULL,
-                         discarded_at = NULL,
-                         next_attempt_at = CASE
-                             WHEN status = 'pending' AND held = 1 THEN next_attempt_at
-                             ELSE ?3 END
-                         WHERE id = ?1 AND route = ?2 AND route <> ''",
-                        params![key.id, key.route, now],
-                    )?;
-                }
-                Ok(count)
-            })
-        })
+        // One held for delivery right now is left as it is: it is about to be delivered,
+        // and making it due would deliver it twice.
+        self.update_deliveries(
+            keys,
+            "UPDATE events SET status = 'pending', attempts = 0, delivered_at = NULL,
+             discarded_at = NULL,
+             next_attempt_at = CASE
+                 WHEN status = 'pending' AND held = 1 THEN next_attempt_at
+                 ELSE ?3 END
+             WHERE id = ?1 AND route = ?2 AND route <> ''",
+        )
     }
 
     fn discard(&self, keys: Vec<DeliveryKey>) -> BoxFuture<'_, Result<usize, StoreError>> {
-        self.write(move |tx| {
-            let now = clock::now_ms();
-            atomic(tx, || {
-                let mut count = 0;
-                for key in &keys {
-                    count += exec(
-                        tx,
-                        "UPDATE events SET status = 'discarded', discarded_at = ?3,
-                         next_attempt_at = NULL
-                         WHERE id = ?1 AND route = ?2
-                           AND (status = 'dead' OR (status = 'pending' AND held = 0))",
-                        params![key.id, key.route, now],
-                    )?;
-                }
-                Ok(count)
-            })
-        })
+        self.update_deliveries(
+            keys,
+            "UPDATE events SET status = 'discarded', discarded_at = ?3, next_attempt_at = NULL
+             WHERE id = ?1 AND route = ?2
+               AND (status = 'dead' OR (status = 'pending' AND held = 0))",
+        )
     }
 
     fn discard_quarantined(&self, ids: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
         self.write(move |tx| {
-            let now = clock::now_ms();
-            atomic(tx, || {
-                let mut count = 0;
-                for id in &ids {
-                    count += exec(
-                        tx,
-                        "UPDATE quarantine SET discarded_at = ?2 WHERE id = ?1 AND discarded_at IS NULL",
-                        params![id, now],
-                    )?;
-                }
-                Ok(count)
-            })
+            let ids =
+                serde_json::to_string(&ids).map_err(|e| StoreError::Database(e.to_string()))?;
+            exec(
+                tx,
+                "UPDATE quarantine SET discarded_at = ?2
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND discarded_at IS NULL",
+                params![ids, clock::now_ms()],
+            )
         })
     }
 
@@ -340,6 +315,27 @@ impl Submissions for SqliteStore {
                 out.extend(Submission::unmatched(&db(row)?.event));
             }
             Ok(out)
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Runs `sql` (parameters: id, route, now) once per key, all or none; returns how many
+    /// rows it changed.
+    fn update_deliveries(
+        &self,
+        keys: Vec<DeliveryKey>,
+        sql: &'static str,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(move |tx| {
+            let now = clock::now_ms();
+            atomic(tx, || {
+                let mut count = 0;
+                for key in &keys {
+                    count += exec(tx, sql, params![key.id, key.route, now])?;
+                }
+                Ok(count)
+            })
         })
     }
 }
