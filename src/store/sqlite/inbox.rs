@@ -247,33 +247,55 @@ impl Inbox for SqliteStore {
 
 impl SqliteStore {
     /// Takes up to `wanted` due deliveries from the file, each the first pending one of its
-    /// key, and holds them for this process (as new events are held), oldest first.
+    /// key, and holds them for this process (as new events are held), oldest first. The
+    /// candidates are looked up on the reader; only when there are some does the writer
+    /// claim them, so an empty look costs pushes nothing.
     fn claim_due(
         &self,
         now: i64,
         wanted: usize,
         query: DueQuery,
     ) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
-        self.write(move |conn| {
-            let mut stmt = db(conn.prepare_cached(&format!(
-                "UPDATE events SET held = 1, next_attempt_at = ?4
-                 WHERE seq IN (SELECT e.seq FROM events e
-                     WHERE e.status = 'pending' AND e.next_attempt_at <= ?1
-                       AND (?2 IS NULL OR e.route = ?2)
-                       AND e.route NOT IN (SELECT value FROM json_each(?3))
-                       AND {FIRST_OF_KEY}
-                     ORDER BY e.seq LIMIT ?5)
-                 RETURNING {EVENT_COLUMNS}, seq"
-            )))?;
-            let wanted = i64::try_from(wanted).unwrap_or(i64::MAX);
-            let skip = json_list(&query.skip_routes)?;
-            let rows = db(stmt.query_map(
-                params![now, query.only_route, skip, now + HOLD_MS, wanted],
-                |row| Ok((row.get::<_, i64>(13)?, row_to_record(row)?)),
-            ))?;
-            let mut claimed = db(rows.collect::<Result<Vec<_>, _>>())?;
-            claimed.sort_by_key(|(seq, _)| *seq);
-            Ok(claimed.into_iter().map(|(_, r)| r).collect())
+        Box::pin(async move {
+            let candidates = self
+                .read(move |conn| {
+                    let mut stmt = db(conn.prepare_cached(&format!(
+                        "SELECT e.seq FROM events e
+                         WHERE e.status = 'pending' AND e.next_attempt_at <= ?1
+                           AND (?2 IS NULL OR e.route = ?2)
+                           AND e.route NOT IN (SELECT value FROM json_each(?3))
+                           AND {FIRST_OF_KEY}
+                         ORDER BY e.seq LIMIT ?4"
+                    )))?;
+                    let wanted = i64::try_from(wanted).unwrap_or(i64::MAX);
+                    let skip = json_list(&query.skip_routes)?;
+                    let rows = db(stmt
+                        .query_map(params![now, query.only_route, skip, wanted], |row| {
+                            row.get::<_, i64>(0)
+                        }))?;
+                    db(rows.collect::<Result<Vec<i64>, _>>())
+                })
+                .await?;
+            if candidates.is_empty() {
+                return Ok(Vec::new());
+            }
+            // Claimed only if still due and unheld: the reader's view may be a moment old.
+            self.write(move |conn| {
+                let mut stmt = db(conn.prepare_cached(&format!(
+                    "UPDATE events SET held = 1, next_attempt_at = ?3
+                     WHERE seq IN (SELECT value FROM json_each(?1))
+                       AND status = 'pending' AND held = 0 AND next_attempt_at <= ?2
+                     RETURNING {EVENT_COLUMNS}, seq"
+                )))?;
+                let seqs = json_list(&candidates)?;
+                let rows = db(stmt.query_map(params![seqs, now, now + HOLD_MS], |row| {
+                    Ok((row.get::<_, i64>(13)?, row_to_record(row)?))
+                }))?;
+                let mut claimed = db(rows.collect::<Result<Vec<_>, _>>())?;
+                claimed.sort_by_key(|(seq, _)| *seq);
+                Ok(claimed.into_iter().map(|(_, r)| r).collect())
+            })
+            .await
         })
     }
 }

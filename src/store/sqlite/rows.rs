@@ -72,22 +72,27 @@ pub(super) fn insert_event(
         // (A platform retry of a stored event is counted as a duplicate below.)
         return Ok((Recorded::Replay, Vec::new()));
     }
-    if event_exists(tx, &event.id)? {
-        exec(
-            tx,
-            "UPDATE events SET duplicates = duplicates + 1, last_duplicate_at = ?2 WHERE id = ?1",
-            params![event.id, now],
-        )?;
-        return Ok((Recorded::Duplicate, Vec::new()));
-    }
     let resolve = event.category_audit().is_some() && tx.has_open_submissions()?;
-    atomic(tx, || {
-        let held = insert_rows(tx, event, now, hold, routes)?;
+    let write = || {
+        let Some(held) = insert_rows(tx, event, now, hold, routes)? else {
+            exec(
+                tx,
+                "UPDATE events SET duplicates = duplicates + 1, last_duplicate_at = ?2 WHERE id = ?1",
+                params![event.id, now],
+            )?;
+            return Ok((Recorded::Duplicate, Vec::new()));
+        };
         if resolve {
             resolve_submission(tx, event, now)?;
         }
         Ok((Recorded::New, held))
-    })
+    };
+    // One statement undoes itself when it fails; more need a savepoint.
+    if routes.len() > 1 || resolve {
+        atomic(tx, write)
+    } else {
+        write()
+    }
 }
 
 fn event_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
@@ -97,25 +102,27 @@ fn event_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
     .is_some())
 }
 
-/// [`insert_event`]'s rows; returns the routes whose rows are held.
+/// [`insert_event`]'s rows; returns the routes whose rows are held, or `None` when the
+/// event is already stored (its first route's row, or its no-route row, exists).
 fn insert_rows(
     conn: &Connection,
     event: &Event,
     now: i64,
     hold: bool,
     routes: &[String],
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Option<Vec<String>>, StoreError> {
     let order_key = event.order_key();
     if routes.is_empty() {
-        exec(conn,
+        let inserted = exec(conn,
             "INSERT INTO events (id, route, order_key, received_at, status, app, authorizer_appid, event_name, message, delivered_at)
-             VALUES (?1, ?2, ?3, ?4, 'delivered', ?5, ?6, ?7, ?8, ?4)",
+             VALUES (?1, ?2, ?3, ?4, 'delivered', ?5, ?6, ?7, ?8, ?4)
+             ON CONFLICT(id, route) DO NOTHING",
             params![event.id, NO_ROUTE, order_key, now, event.app, event.authorizer_appid, event.name(), event.raw],
         )?;
-        return Ok(Vec::new());
+        return Ok((inserted == 1).then(Vec::new));
     }
     let mut held = Vec::new();
-    for route in routes {
+    for (i, route) in routes.iter().enumerate() {
         let first = hold
             && db(conn
                 .prepare_cached(
@@ -123,9 +130,10 @@ fn insert_rows(
                 )
                 .and_then(|mut stmt| stmt.query_row(params![route, order_key], |_| Ok(())).optional()))?
             .is_none();
-        exec(conn,
+        let inserted = exec(conn,
             "INSERT INTO events (id, route, order_key, received_at, status, app, authorizer_appid, event_name, message, next_attempt_at, held)
-             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10)",
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT(id, route) DO NOTHING",
             params![
                 event.id,
                 route,
@@ -139,11 +147,14 @@ fn insert_rows(
                 first
             ],
         )?;
-        if first {
+        if inserted == 0 && i == 0 {
+            return Ok(None);
+        }
+        if first && inserted == 1 {
             held.push(route.clone());
         }
     }
-    Ok(held)
+    Ok(Some(held))
 }
 
 /// Records a request's key; false when it was already recorded (a replay).
