@@ -118,18 +118,41 @@ impl Flight {
     /// The next attempt to end; `None` when none is running.
     async fn next(&mut self, attempting: &Attempting) -> Option<Finished> {
         loop {
-            match self.running.join_next_with_id().await? {
-                Ok((id, finished)) => {
-                    self.tasks.remove(&id);
-                    return Some(finished);
-                }
-                Err(error) => {
-                    let Some((key, attempts)) = self.tasks.remove(&error.id()) else {
-                        continue;
-                    };
-                    if error.is_panic() {
-                        return Some(attempting.panicked(key, attempts).await);
-                    }
+            let joined = self.running.join_next_with_id().await?;
+            if let Some(finished) = self.finished(joined, attempting).await {
+                return Some(finished);
+            }
+        }
+    }
+
+    /// An attempt that has already ended, if any: what ends together is handled together.
+    async fn ready(&mut self, attempting: &Attempting) -> Option<Finished> {
+        loop {
+            let joined = self.running.try_join_next_with_id()?;
+            if let Some(finished) = self.finished(joined, attempting).await {
+                return Some(finished);
+            }
+        }
+    }
+
+    /// What an ended task means: its outcome, or for a task that panicked a failed attempt.
+    async fn finished(
+        &mut self,
+        joined: Result<(tokio::task::Id, Finished), tokio::task::JoinError>,
+        attempting: &Attempting,
+    ) -> Option<Finished> {
+        match joined {
+            Ok((id, finished)) => {
+                self.tasks.remove(&id);
+                Some(finished)
+            }
+            Err(error) => {
+                let (key, attempts) = self.tasks.remove(&error.id())?;
+                if error.is_panic() {
+                    Some(attempting.panicked(key, attempts).await)
+                } else {
+                    self.keys.remove(&key);
+                    None
                 }
             }
         }
@@ -189,7 +212,7 @@ impl Dispatcher {
         while !*shutdown.borrow() {
             unrecorded.apply(&*self.store).await;
             let now = clock::now_ms();
-            let wait = match self.fill(&mut flight, &unrecorded, now).await {
+            let wait = match self.fill(&mut flight, &unrecorded, now, true).await {
                 Ok(_) if !flight.running.is_empty() => POLL,
                 Ok(_) => self.idle_wait(now).await,
                 Err(error) => {
@@ -200,6 +223,9 @@ impl Dispatcher {
             tokio::select! {
                 Some(done) = flight.next(&attempting), if !flight.running.is_empty() => {
                     self.finish(done, &mut unrecorded, &mut flight).await;
+                    while let Some(done) = flight.ready(&attempting).await {
+                        self.finish(done, &mut unrecorded, &mut flight).await;
+                    }
                 }
                 () = self.wake.0.notified() => {}
                 () = tokio::time::sleep(wait) => {}
@@ -229,7 +255,9 @@ impl Dispatcher {
         let (mut started, mut delivered, mut failed) = (0, 0, 0);
         loop {
             if started < STEP_LIMIT {
-                started += self.fill(&mut flight, &unrecorded, clock::now_ms()).await?;
+                started += self
+                    .fill(&mut flight, &unrecorded, clock::now_ms(), false)
+                    .await?;
             }
             let Some(done) = flight.next(&attempting).await else {
                 break;

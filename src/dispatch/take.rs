@@ -15,6 +15,7 @@ impl Dispatcher {
         flight: &mut Flight,
         unrecorded: &Unrecorded,
         now: i64,
+        patient: bool,
     ) -> Result<usize, StoreError> {
         let room = self
             .policy
@@ -30,7 +31,7 @@ impl Dispatcher {
             let query = DueQuery {
                 limit: 1,
                 only_route: Some(route.clone()),
-                skip_routes: Vec::new(),
+                ..DueQuery::default()
             };
             let taken = match self.store.due(now, query).await {
                 Ok(taken) if started < room => taken,
@@ -55,6 +56,7 @@ impl Dispatcher {
                 limit: room - started,
                 only_route: None,
                 skip_routes: self.skipped_routes(),
+                patient,
             };
             let due = self.store.due(now, query).await?;
             started += self.start_all(due, flight, unrecorded, false).await;

@@ -17,11 +17,17 @@ use crate::event::Event;
 /// Most events waiting in memory.
 const CAP: usize = 4096;
 
-/// The queue, and when the dispatcher last looked in the database.
+/// After a read of the database that found nothing, how long a patient dispatcher waits
+/// before the next (a new event reaches it from memory meanwhile).
+const QUIET: Duration = Duration::from_millis(50);
+
+/// The queue, when the dispatcher last looked in the database, and until when a patient one
+/// need not look again.
 #[derive(Debug, Default)]
 pub(crate) struct Held {
     queue: Mutex<VecDeque<Record>>,
     last_look: Mutex<Option<Instant>>,
+    quiet_until: Mutex<Option<Instant>>,
 }
 
 impl Held {
@@ -79,9 +85,15 @@ impl Held {
                 }
             }
         }
+        let quiet = query.patient
+            && self
+                .quiet_until
+                .lock()
+                .map(|until| until.is_some_and(|t| Instant::now() < t))
+                .unwrap_or(false);
         let look = match self.last_look.lock() {
             Ok(mut last) => {
-                let look = taken.is_empty()
+                let look = (taken.is_empty() && !quiet)
                     || last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
                 if look {
                     *last = Some(Instant::now());
@@ -91,5 +103,13 @@ impl Held {
             Err(_) => true,
         };
         (taken, refused, look)
+    }
+
+    /// What a read of the database found: after nothing, a patient dispatcher skips reads
+    /// for [`QUIET`].
+    pub(crate) fn looked(&self, found: bool) {
+        if let Ok(mut until) = self.quiet_until.lock() {
+            *until = (!found).then(|| Instant::now() + QUIET);
+        }
     }
 }

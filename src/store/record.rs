@@ -84,6 +84,10 @@ pub struct DueQuery {
     pub only_route: Option<String>,
     /// None of these routes' (paused ones).
     pub skip_routes: Vec<String>,
+    /// May skip reading the database when a read moments ago found nothing and new events
+    /// wait in memory or none do (the running dispatcher, asking after every attempt);
+    /// otherwise the database is read whenever memory has fewer than `limit`.
+    pub patient: bool,
 }
 
 impl DueQuery {

@@ -125,8 +125,8 @@ impl Admin for PostgresStore {
         keys: Vec<DeliveryKey>,
     ) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
-            let (ids, routes): (Vec<String>, Vec<String>) =
-                keys.into_iter().map(|k| (k.id, k.route)).unzip();
+            let pairs: Vec<String> = keys.iter().map(pair).collect();
+            let ids: Vec<String> = keys.into_iter().map(|k| k.id).collect();
             let n = self
                 .execute(
                     // One leased to an instance right now keeps its lease: it is being
@@ -139,9 +139,8 @@ impl Admin for PostgresStore {
                                       AND e.next_attempt_at > $3 THEN e.next_attempt_at ELSE $3 END,
                      lease_owner = CASE WHEN e.status = 'pending' AND e.lease_owner IS NOT NULL
                                       AND e.next_attempt_at > $3 THEN e.lease_owner ELSE NULL END
-                     FROM unnest($1::text[], $2::text[]) AS k(id, route)
-                     WHERE e.id = k.id AND e.route = k.route AND e.route <> ''",
-                    &[&ids, &routes, &clock::now_ms()],
+                     WHERE e.id = ANY($1) AND e.id || chr(31) || e.route = ANY($2) AND e.route <> ''",
+                    &[&ids, &pairs, &clock::now_ms()],
                 )
                 .await?;
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
@@ -150,18 +149,17 @@ impl Admin for PostgresStore {
 
     fn discard(&self, keys: Vec<DeliveryKey>) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
-            let (ids, routes): (Vec<String>, Vec<String>) =
-                keys.into_iter().map(|k| (k.id, k.route)).unzip();
+            let pairs: Vec<String> = keys.iter().map(pair).collect();
+            let ids: Vec<String> = keys.into_iter().map(|k| k.id).collect();
             let now = clock::now_ms();
             let n = self
                 .execute(
                     "UPDATE events e SET status = 'discarded', discarded_at = $3,
                      next_attempt_at = NULL, lease_owner = NULL
-                     FROM unnest($1::text[], $2::text[]) AS k(id, route)
-                     WHERE e.id = k.id AND e.route = k.route
+                     WHERE e.id = ANY($1) AND e.id || chr(31) || e.route = ANY($2)
                        AND (e.status = 'dead' OR (e.status = 'pending'
                             AND (e.lease_owner IS NULL OR e.next_attempt_at <= $3)))",
-                    &[&ids, &routes, &now],
+                    &[&ids, &pairs, &now],
                 )
                 .await?;
             Ok(usize::try_from(n).unwrap_or(usize::MAX))

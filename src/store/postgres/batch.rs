@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::errors::{classify, is_transient, pool_error};
 use super::insert::{Incoming, Owner, Stored, record_events};
-use super::text;
+use super::{pair, text};
 use crate::event::Event;
 use crate::store::{DeliveryKey, Recorded, StoreError};
 
@@ -182,16 +182,15 @@ async fn write_batch(
     if !delivered.is_empty() {
         delivered.sort_unstable();
         let ids: Vec<&str> = delivered.iter().map(|k| k.id.as_str()).collect();
-        let routes: Vec<&str> = delivered.iter().map(|k| k.route.as_str()).collect();
+        let pairs: Vec<String> = delivered.iter().map(|k| pair(k)).collect();
         let update = tx
             .prepare_cached(
-                "UPDATE events e SET status = 'delivered', attempts = attempts + 1, delivered_at = $3,
+                "UPDATE events SET status = 'delivered', attempts = attempts + 1, delivered_at = $3,
                  next_attempt_at = NULL, lease_owner = NULL
-                 FROM unnest($1::text[], $2::text[]) AS d(id, route)
-                 WHERE e.id = d.id AND e.route = d.route",
+                 WHERE id = ANY($1) AND id || chr(31) || route = ANY($2)",
             )
             .await?;
-        tx.execute(&update, &[&ids, &routes, &delivered_at]).await?;
+        tx.execute(&update, &[&ids, &pairs, &delivered_at]).await?;
     }
     Ok(outcomes)
 }

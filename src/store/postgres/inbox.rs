@@ -120,6 +120,7 @@ impl Inbox for PostgresStore {
                         ],
                     )
                     .await?;
+                self.held.looked(!claimed.is_empty());
                 for row in &claimed {
                     records.push((seq_of(row)?, row_to_record_at(row, 1)?));
                 }
@@ -216,14 +217,13 @@ impl Inbox for PostgresStore {
             if keys.is_empty() {
                 return Ok(());
             }
-            let (ids, routes): (Vec<String>, Vec<String>) =
-                keys.into_iter().map(|k| (k.id, k.route)).unzip();
+            let pairs: Vec<String> = keys.iter().map(pair).collect();
+            let ids: Vec<String> = keys.into_iter().map(|k| k.id).collect();
             self.execute(
                 "UPDATE events e SET next_attempt_at = $3, lease_owner = NULL
-                 FROM unnest($1::text[], $2::text[]) AS k(id, route)
-                 WHERE e.id = k.id AND e.route = k.route AND e.status = 'pending'
+                 WHERE e.id = ANY($1) AND e.id || chr(31) || e.route = ANY($2) AND e.status = 'pending'
                    AND e.lease_owner = $4",
-                &[&ids, &routes, &clock::now_ms(), &self.owner],
+                &[&ids, &pairs, &clock::now_ms(), &self.owner],
             )
             .await?;
             Ok(())

@@ -44,11 +44,13 @@ pub(super) async fn record_events(
 ) -> Result<Vec<Stored>, tokio_postgres::Error> {
     lock_order_keys(tx, records).await?;
     let seen = claim_requests(tx, records, keys).await?;
-    let stored = stored_ids(tx, records).await?;
+    let stored = stored_ids(tx, records, &seen).await?;
+    // An event already stored is found by the insert itself: its first route's row
+    // conflicts.
     let fresh: Vec<&Incoming<'_>> = records
         .iter()
         .zip(&seen)
-        .filter(|(r, seen)| !**seen && !stored.contains(&r.event.id))
+        .filter(|(_, seen)| !**seen)
         .map(|(record, _)| record)
         .collect();
     let mut inserted = insert_new(tx, fresh, owner, lease_to_self).await?;
@@ -157,12 +159,21 @@ async fn claim_requests(
         .collect())
 }
 
-/// The ids, among the batch's events, of events already stored.
+/// The ids, among the records whose request was already seen, of events already stored.
 async fn stored_ids(
     tx: &Transaction<'_>,
     records: &[Incoming<'_>],
+    seen: &[bool],
 ) -> Result<HashSet<String>, tokio_postgres::Error> {
-    let ids: Vec<&str> = records.iter().map(|r| r.event.id.as_str()).collect();
+    let ids: Vec<&str> = records
+        .iter()
+        .zip(seen)
+        .filter(|(_, seen)| **seen)
+        .map(|(r, _)| r.event.id.as_str())
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
     let find = tx
         .prepare_cached("SELECT DISTINCT id FROM events WHERE id = ANY($1)")
         .await?;
@@ -181,28 +192,30 @@ pub(super) struct Incoming<'a> {
     pub(super) order_key: String,
 }
 
-/// The routes and ordering keys, among `fresh`'s, that already have a pending delivery.
+/// The routes and ordering keys, among `fresh`'s, that already have a pending delivery:
+/// one probe of `events_order` per pair.
 async fn busy_keys(
     tx: &Transaction<'_>,
     fresh: &[&Incoming<'_>],
 ) -> Result<HashSet<(String, String)>, tokio_postgres::Error> {
-    let (routes, keys): (Vec<&str>, Vec<&str>) = fresh
+    let wanted: HashSet<(&str, &str)> = fresh
         .iter()
         .flat_map(|r| {
             r.routes
                 .iter()
                 .map(|route| (route.as_str(), r.order_key.as_str()))
         })
-        .unzip();
-    if routes.is_empty() {
+        .collect();
+    if wanted.is_empty() {
         return Ok(HashSet::new());
     }
+    let (routes, keys): (Vec<&str>, Vec<&str>) = wanted.into_iter().unzip();
     let find = tx
         .prepare_cached(
-            "SELECT DISTINCT e.route, e.order_key FROM events e
-             JOIN unnest($1::text[], $2::text[]) AS k(route, order_key)
-               ON e.route = k.route AND e.order_key = k.order_key
-             WHERE e.status = 'pending'",
+            "SELECT k.route, k.order_key FROM unnest($1::text[], $2::text[]) AS k(route, order_key)
+             CROSS JOIN LATERAL (SELECT 1 FROM events e WHERE e.status = 'pending'
+                                 AND e.route = k.route AND e.order_key = k.order_key
+                                 LIMIT 1) AS hit",
         )
         .await?;
     tx.query(&find, &[&routes, &keys])
@@ -228,6 +241,10 @@ async fn insert_new(
     let mut held: HashMap<String, Vec<String>> = HashMap::new();
     for record in &fresh {
         let event = record.event;
+        if held.contains_key(&event.id) {
+            // A second copy in the same batch: the first one's rows are the event's.
+            continue;
+        }
         held.entry(event.id.clone()).or_default();
         if record.routes.is_empty() {
             rows.push(record, NO_ROUTE, "delivered", None, None, Some(record.now));
@@ -252,7 +269,22 @@ async fn insert_new(
         }
     }
     let inserted = rows.insert(tx).await?;
-    held.retain(|id, _| inserted.contains(id));
+    // New when the event's first row (its first route's, or its no-route row) was
+    // inserted; held are only the rows inserted.
+    let firsts: HashMap<&str, &str> = fresh
+        .iter()
+        .map(|r| {
+            let first = r.routes.first().map_or(NO_ROUTE, String::as_str);
+            (r.event.id.as_str(), first)
+        })
+        .collect();
+    held.retain(|id, routes| {
+        let is_new = firsts
+            .get(id.as_str())
+            .is_some_and(|first| inserted.contains(&(id.clone(), (*first).to_owned())));
+        routes.retain(|route| inserted.contains(&(id.clone(), route.clone())));
+        is_new
+    });
     Ok(held)
 }
 
@@ -299,8 +331,11 @@ impl<'a> Rows<'a> {
         self.delivered.push(delivered);
     }
 
-    /// Inserts the rows; returns the ids of which at least one row was new.
-    async fn insert(&self, tx: &Transaction<'_>) -> Result<HashSet<String>, tokio_postgres::Error> {
+    /// Inserts the rows; returns the `(id, route)` of each row that was new.
+    async fn insert(
+        &self,
+        tx: &Transaction<'_>,
+    ) -> Result<HashSet<(String, String)>, tokio_postgres::Error> {
         if self.ids.is_empty() {
             return Ok(HashSet::new());
         }
@@ -314,7 +349,7 @@ impl<'a> Rows<'a> {
                       WITH ORDINALITY AS t(id, route, okey, ts, st, app, auth, name, msg, due, lo, dat, ord)
                  ORDER BY ord
                  ON CONFLICT (id, route) DO NOTHING
-                 RETURNING id",
+                 RETURNING id, route",
             )
             .await?;
         let rows = tx
@@ -336,7 +371,9 @@ impl<'a> Rows<'a> {
                 ],
             )
             .await?;
-        rows.iter().map(|r| r.try_get(0)).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 }
 

@@ -281,6 +281,12 @@ pub(super) fn text(value: &str) -> String {
     }
 }
 
+/// A delivery's key as one text, `id` U+001F `route`: matched with `id || chr(31) || route`
+/// beside `id = ANY(…)`, so that the primary key's index finds the rows.
+pub(super) fn pair(key: &DeliveryKey) -> String {
+    format!("{}\u{1f}{}", key.id, key.route)
+}
+
 fn limit(n: usize) -> i64 {
     i64::try_from(n.max(1)).unwrap_or(i64::MAX)
 }

@@ -86,7 +86,9 @@ impl Inbox for SqliteStore {
                 give_back.await?;
             }
             if look && wanted > 0 {
-                records.extend(self.claim_due(now, wanted, query).await?);
+                let claimed = self.claim_due(now, wanted, query).await?;
+                self.held.looked(!claimed.is_empty());
+                records.extend(claimed);
             }
             Ok(records)
         })
