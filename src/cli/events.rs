@@ -21,6 +21,12 @@ pub(crate) enum EventsCommand {
         /// Only events with this name (e.g. wxa_category_audit).
         #[arg(long)]
         event: Option<String>,
+        /// Only deliveries to this route.
+        #[arg(long)]
+        route: Option<String>,
+        /// Only events of this app (its configured name).
+        #[arg(long)]
+        app: Option<String>,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -69,9 +75,20 @@ pub(crate) fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()>
             EventsCommand::List {
                 status,
                 event,
+                route,
+                app,
                 limit,
                 json,
-            } => list(&*store, status, event, limit, json).await,
+            } => {
+                let filter = ListFilter {
+                    event,
+                    route,
+                    app,
+                    limit,
+                    ..ListFilter::default()
+                };
+                list(&*store, status, filter, json).await
+            }
             EventsCommand::Show { id } => show(&*store, &id).await,
             EventsCommand::Replay {
                 mut selection,
@@ -94,10 +111,10 @@ pub(crate) fn run(config: &Config, command: EventsCommand) -> anyhow::Result<()>
 async fn list(
     store: &dyn Store,
     status: Option<String>,
-    event: Option<String>,
-    limit: usize,
+    filter: ListFilter,
     json: bool,
 ) -> anyhow::Result<()> {
+    let limit = filter.limit;
     let status = match status.as_deref() {
         None => None,
         Some(text) => Some(Status::parse(text).with_context(|| {
@@ -120,14 +137,7 @@ async fn list(
         }
         return Ok(());
     }
-    let records = store
-        .list(ListFilter {
-            status,
-            event,
-            limit,
-            ..ListFilter::default()
-        })
-        .await?;
+    let records = store.list(ListFilter { status, ..filter }).await?;
     if json {
         for record in &records {
             outln!("{}", serde_json::to_string(record)?)?;

@@ -270,4 +270,12 @@ async fn a_failing_route_retries_only_itself() {
     assert!(out.contains("  bad: dead, 3 attempt(s)"), "{out}");
     assert!(out.contains("    last error: "), "{out}");
     assert!(out.contains("  good: delivered, 1 attempt(s)"), "{out}");
+    let env = [("WXPUSH_DATA_DIR", data.as_str())];
+    let (ok, out, err) = wxpush(&["events", "list", "--route", "bad", "--json"], &env);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 10);
+    assert!(
+        out.lines()
+            .all(|l| l.contains("\"route\":\"bad\"") && l.contains("\"status\":\"dead\""))
+    );
 }
