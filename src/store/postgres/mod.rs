@@ -224,8 +224,11 @@ fn pool(config: &PostgresConfig, target: &str) -> Result<Pool, StoreError> {
         .expose()
         .parse()
         .map_err(|e| open_error(target, format!("not a PostgreSQL connection URL: {e}")))?;
+    // Custom plans for every execution: the generic plans PostgreSQL switches prepared
+    // statements to were measured to halve ingest at times, on tables whose statistics
+    // change quickly (docs/performance.md).
     let options = format!(
-        "{} -c search_path={} -c statement_timeout={STATEMENT_TIMEOUT_MS}",
+        "{} -c search_path={} -c statement_timeout={STATEMENT_TIMEOUT_MS} -c plan_cache_mode=force_custom_plan",
         pg.get_options().unwrap_or_default(),
         config.schema
     );
