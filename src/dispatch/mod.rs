@@ -22,16 +22,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
 
 use crate::clock;
 use crate::handler::BoxHandler;
 use crate::observe::{self, Metrics};
-use crate::store::{DeliveryKey, Record, Store, StoreError};
+use crate::store::{DeliveryKey, Store, StoreError};
 
 mod alerts;
 mod attempt;
 mod breaker;
+mod flight;
 mod outcomes;
 mod policy;
 mod prune;
@@ -41,6 +41,7 @@ mod take;
 pub use alerts::{Alert, AlertKind, Alerts, AlertsConfig};
 use attempt::{Attempting, Finished};
 use breaker::{Breakers, Change};
+use flight::Flight;
 use outcomes::Unrecorded;
 pub use policy::{DEFAULT_SCHEDULE_SECS, DeliveryPolicy, Jitter};
 pub use prune::prune_periodically;
@@ -84,78 +85,6 @@ impl std::fmt::Debug for Dispatcher {
         f.debug_struct("Dispatcher")
             .field("policy", &self.policy)
             .finish_non_exhaustive()
-    }
-}
-
-/// The attempts in flight (a task each), and which deliveries they are.
-struct Flight {
-    running: JoinSet<Finished>,
-    keys: HashSet<DeliveryKey>,
-    /// Each task's delivery and its earlier attempts, for a task that panics.
-    tasks: HashMap<tokio::task::Id, (DeliveryKey, u32)>,
-}
-
-impl Flight {
-    fn new() -> Self {
-        Self {
-            running: JoinSet::new(),
-            keys: HashSet::new(),
-            tasks: HashMap::new(),
-        }
-    }
-
-    /// Starts an attempt of `record`.
-    fn start(&mut self, attempting: &Attempting, record: Record, handler: BoxHandler, probe: bool) {
-        let key = record.key();
-        let attempts = record.attempts;
-        let task = self
-            .running
-            .spawn(attempting.clone().attempt(record, handler, probe));
-        self.keys.insert(key.clone());
-        self.tasks.insert(task.id(), (key, attempts));
-    }
-
-    /// The next attempt to end; `None` when none is running.
-    async fn next(&mut self, attempting: &Attempting) -> Option<Finished> {
-        loop {
-            let joined = self.running.join_next_with_id().await?;
-            if let Some(finished) = self.finished(joined, attempting).await {
-                return Some(finished);
-            }
-        }
-    }
-
-    /// An attempt that has already ended, if any: what ends together is handled together.
-    async fn ready(&mut self, attempting: &Attempting) -> Option<Finished> {
-        loop {
-            let joined = self.running.try_join_next_with_id()?;
-            if let Some(finished) = self.finished(joined, attempting).await {
-                return Some(finished);
-            }
-        }
-    }
-
-    /// What an ended task means: its outcome, or for a task that panicked a failed attempt.
-    async fn finished(
-        &mut self,
-        joined: Result<(tokio::task::Id, Finished), tokio::task::JoinError>,
-        attempting: &Attempting,
-    ) -> Option<Finished> {
-        match joined {
-            Ok((id, finished)) => {
-                self.tasks.remove(&id);
-                Some(finished)
-            }
-            Err(error) => {
-                let (key, attempts) = self.tasks.remove(&error.id())?;
-                if error.is_panic() {
-                    Some(attempting.panicked(key, attempts).await)
-                } else {
-                    self.keys.remove(&key);
-                    None
-                }
-            }
-        }
     }
 }
 

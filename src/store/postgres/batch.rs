@@ -14,7 +14,8 @@ use deadpool_postgres::{Pool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::errors::{classify, is_transient, pool_error};
-use super::insert::{Incoming, Owner, Stored, record_events};
+use super::insert::{Owner, Stored, record_events};
+use super::new_rows::Incoming;
 use super::{pair, text};
 use crate::event::Event;
 use crate::store::{DeliveryKey, Recorded, StoreError};

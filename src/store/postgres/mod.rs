@@ -17,6 +17,7 @@ mod errors;
 mod inbox;
 mod insert;
 mod migrations;
+mod new_rows;
 mod rows;
 mod tls;
 
