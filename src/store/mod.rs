@@ -182,11 +182,30 @@ pub trait Admin: Send + Sync + 'static {
     /// Events matching `filter`, newest first.
     fn list(&self, filter: ListFilter) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
 
-    /// Makes these events pending again, due now; returns how many exist.
-    fn replay(&self, ids: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>>;
+    /// Makes every route's delivery of these events pending again, due now (as
+    /// [`Admin::replay_deliveries`]); returns how many.
+    fn replay(&self, ids: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let mut keys = Vec::new();
+            for id in ids {
+                keys.extend(self.get(id).await?.iter().map(Record::key));
+            }
+            self.replay_deliveries(keys).await
+        })
+    }
 
-    /// Makes every dead event pending again; returns how many.
-    fn replay_dead(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
+    /// Makes every dead delivery pending again; returns how many.
+    fn replay_dead(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let filter = ListFilter {
+                status: Some(Status::Dead),
+                ..ListFilter::default()
+            };
+            let keys = self.deliveries_matching(filter).await?;
+            self.replay_deliveries(keys.into_iter().map(|(key, _)| key).collect())
+                .await
+        })
+    }
 
     /// The deliveries `filter` selects (not its `limit`), oldest first, with their status:
     /// what a bulk replay or discard would touch.

@@ -46,41 +46,6 @@ impl Admin for PostgresStore {
         })
     }
 
-    fn replay(&self, ids: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
-        Box::pin(async move {
-            let n = self
-                .execute(
-                    // An event leased to an instance right now keeps its lease: it is
-                    // being delivered, and freeing it would let another instance deliver it
-                    // at the same time.
-                    "UPDATE events SET status = 'pending', delivered_at = NULL,
-                     attempts = CASE WHEN status = 'pending' AND lease_owner IS NOT NULL
-                                      AND next_attempt_at > $2 THEN attempts ELSE 0 END,
-                     next_attempt_at = CASE WHEN status = 'pending' AND lease_owner IS NOT NULL
-                                      AND next_attempt_at > $2 THEN next_attempt_at ELSE $2 END,
-                     lease_owner = CASE WHEN status = 'pending' AND lease_owner IS NOT NULL
-                                      AND next_attempt_at > $2 THEN lease_owner ELSE NULL END
-                     WHERE id = ANY($1) AND route <> ''",
-                    &[&ids, &clock::now_ms()],
-                )
-                .await?;
-            Ok(usize::try_from(n).unwrap_or(usize::MAX))
-        })
-    }
-
-    fn replay_dead(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
-        Box::pin(async move {
-            let n = self
-                .execute(
-                    "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = $1,
-                     lease_owner = NULL WHERE status = 'dead'",
-                    &[&clock::now_ms()],
-                )
-                .await?;
-            Ok(usize::try_from(n).unwrap_or(usize::MAX))
-        })
-    }
-
     fn deliveries_matching(
         &self,
         filter: ListFilter,

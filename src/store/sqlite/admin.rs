@@ -44,40 +44,6 @@ impl Admin for SqliteStore {
         })
     }
 
-    fn replay(&self, ids: Vec<String>) -> BoxFuture<'_, Result<usize, StoreError>> {
-        self.write(move |tx| {
-            let now = clock::now_ms();
-            atomic(tx, || {
-                let mut count = 0;
-                for id in &ids {
-                    count += exec(
-                        tx,
-                        // An event held for delivery right now is left as it is: it is about
-                        // to be delivered, and making it due would deliver it twice.
-                        "UPDATE events SET status = 'pending', attempts = 0, delivered_at = NULL,
-                     next_attempt_at = CASE
-                         WHEN status = 'pending' AND held = 1 THEN next_attempt_at
-                         ELSE ?2 END
-                     WHERE id = ?1 AND route <> ''",
-                        params![id, now],
-                    )?;
-                }
-                Ok(count)
-            })
-        })
-    }
-
-    fn replay_dead(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
-        self.write(|conn| {
-            exec(
-                conn,
-                "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = ?1
-                 WHERE status = 'dead'",
-                params![clock::now_ms()],
-            )
-        })
-    }
-
     fn deliveries_matching(
         &self,
         filter: ListFilter,
