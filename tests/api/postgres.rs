@@ -179,10 +179,12 @@ async fn a_killed_replicas_events_are_delivered_by_another_after_the_lease() {
     let Some(url) = database_url() else { return };
     let schema = fresh_schema();
     let dir = tempfile::tempdir().expect("temp dir");
-    let inflight = dir.path().join("inflight.json");
+    // Each attempt leaves the event it got in a file of its own.
+    let attempts = dir.path().join("attempts");
+    std::fs::create_dir(&attempts).expect("attempts dir");
     let script = format!(
-        "cat > {}.tmp && mv {0}.tmp {0} && sleep 20",
-        inflight.display()
+        "cat > {0}/.$$ && mv {0}/.$$ {0}/$$.json && sleep 20",
+        attempts.display()
     );
     let data_dir = dir.path().join("data");
     let data_dir = data_dir.to_string_lossy();
@@ -205,19 +207,21 @@ async fn a_killed_replicas_events_are_delivered_by_another_after_the_lease() {
         assert_eq!((answer.status, answer.body.as_str()), (200, "success"));
         ids.push(Event::parse(&event.raw, "demo", None).id);
     }
-    // Wait until the replica's handler holds an event, then kill the replica.
+    // Wait until the replica's handler holds the last event pushed, then kill the replica.
+    // (The earlier ones may have started long before on a loaded machine, and timed out.)
+    let last = ids.last().cloned().expect("events pushed");
     let started = Instant::now();
-    while !inflight.exists() {
+    let in_flight = loop {
         assert!(
             started.elapsed() < Duration::from_secs(10),
-            "no delivery started"
+            "no delivery of the last event started"
         );
+        if attempted_ids(&attempts).contains(&last) {
+            break last;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
     let claimed_by = Instant::now();
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(&inflight).expect("read"))
-        .expect("the handler got event JSON");
-    let in_flight = json["id"].as_str().expect("an id").to_owned();
     let mut served = served;
     served.child.kill().expect("SIGKILL");
     served.child.wait().expect("reaped");
@@ -261,6 +265,22 @@ async fn a_killed_replicas_events_are_delivered_by_another_after_the_lease() {
         wait_for_status(&other, id, Status::Delivered).await;
     }
     assert!(other.stop().await.is_empty(), "nothing delivered twice");
+}
+
+/// The ids of the events that attempts left in `dir` (one `PID.json` file each).
+fn attempted_ids(dir: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "json"))
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .map(|text| {
+            let json: Value = serde_json::from_str(&text).expect("the handler got event JSON");
+            json["id"].as_str().expect("an id").to_owned()
+        })
+        .collect()
 }
 
 /// Leases at the store's level: a leased event is invisible to other instances until the
