@@ -57,6 +57,7 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
 pub mod tools;
 
 pub use config::{Config, ConfigError};

@@ -31,6 +31,12 @@ pub const DEAD: &str = "wxpush_events_dead";
 pub const QUARANTINED: &str = "wxpush_events_quarantined";
 /// Deliveries and quarantined pushes discarded by an operator, kept until retention.
 pub const DISCARDED: &str = "wxpush_events_discarded";
+/// Gauge: seconds until a managed token (`appid`, `kind`) expires (negative: expired).
+pub const TOKEN_EXPIRES_IN: &str = "wxpush_token_expires_in_seconds";
+/// Counter: token refresh calls, by `kind` and `outcome` (`ok`, `error`).
+pub const TOKEN_REFRESHES: &str = "wxpush_token_refresh_total";
+/// Gauge: seconds since the latest `component_verify_ticket` of a `component` was pushed.
+pub const TICKET_AGE: &str = "wxpush_ticket_age_seconds";
 /// Pushes that still used an app's previous token or key, by `app` and `credential`.
 pub const PREVIOUS_CREDENTIALS: &str = "wxpush_previous_credentials_total";
 
@@ -131,6 +137,15 @@ fn describe() {
     describe_gauge!(
         DISCARDED,
         "Deliveries and quarantined pushes discarded by an operator"
+    );
+    describe_gauge!(TOKEN_EXPIRES_IN, "Seconds until a managed token expires");
+    describe_counter!(
+        TOKEN_REFRESHES,
+        "Token refresh calls to the platform, by outcome"
+    );
+    describe_gauge!(
+        TICKET_AGE,
+        "Seconds since the latest component_verify_ticket was pushed"
     );
     describe_counter!(
         PREVIOUS_CREDENTIALS,

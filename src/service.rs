@@ -12,11 +12,11 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::dispatch::{self, Alerts, Dispatcher, Route, Routes, Wake};
-#[cfg(doc)]
 use crate::handler::BoxHandler;
 use crate::observe::{Metrics, UPKEEP_EVERY};
-use crate::server::{self, AppState, Listeners};
+use crate::server::{self, AppState, Listeners, OperatorApi};
 use crate::store::{PostgresStore, SqliteStore, Store, StoreError, StoreKind};
+use crate::tokens::{TokenEvents, TokenService, token_events};
 
 /// Opens the store the configuration names: the embedded SQLite inbox in `data_dir`, or
 /// the PostgreSQL database (connecting and migrating its schema).
@@ -97,7 +97,16 @@ pub async fn run(
     let alive = Arc::new(AtomicBool::new(true));
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = Metrics::new();
-    let routes: Routes = routes.into();
+    let mut routes: Routes = routes.into();
+    let tokens = token_service(config, &store, &metrics)?;
+    if let Some(service) = &tokens
+        && let Some(filter) = token_events(service)
+    {
+        routes.0.push(Route {
+            filter,
+            handler: BoxHandler::new(TokenEvents(service.clone())),
+        });
+    }
     let routing = routes.routing();
     let alerts = match &config.alerts {
         Some(alerts) => Alerts::start(alerts.clone())
@@ -135,8 +144,12 @@ pub async fn run(
     .with_routing(routing)
     .with_alerts(alerts);
     let upkeep = tokio::spawn(upkeep(metrics, stop_tx.subscribe()));
+    let refresher = tokens
+        .clone()
+        .map(|service| tokio::spawn(service.refresh_periodically(stop_tx.subscribe())));
+    let api = operator_api(config, tokens, admin.is_some());
     let admin_task = admin.map(|listener| {
-        let router = server::admin_router(state.clone());
+        let router = server::admin_router(state.clone(), api);
         let mut stop = stop_tx.subscribe();
         let limits = config.http;
         tokio::spawn(async move {
@@ -155,10 +168,69 @@ pub async fn run(
     {
         tracing::error!("the operations endpoints stopped abnormally");
     }
+    if let Some(refresher) = refresher
+        && refresher.await.is_err()
+    {
+        tracing::error!("the token refresher stopped abnormally");
+    }
     if dispatcher.await.is_err() || pruner.await.is_err() || upkeep.await.is_err() {
         tracing::error!("a background task stopped abnormally");
     }
     result
+}
+
+/// The token service, when any app's tokens are managed; warns when they are stored
+/// unencrypted.
+fn token_service(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    metrics: &Metrics,
+) -> std::io::Result<Option<TokenService>> {
+    if !config.tokens.manages_any() {
+        return Ok(None);
+    }
+    if config.tokens.secrets_key.is_none() {
+        tracing::warn!(
+            "!!! TOKENS ARE STORED UNENCRYPTED: wxpush manages tokens (component_appsecret or appsecret is set) and secrets_key (WXPUSH_SECRETS_KEY) is not. Anyone who can read the inbox can use them. Set secrets_key to 32 random bytes in base64 (`openssl rand -base64 32`). !!!"
+        );
+    }
+    let service = TokenService::new(config.tokens.clone(), Arc::clone(store))
+        .map_err(|e| std::io::Error::other(format!("setting up the token service: {e}")))?
+        .with_metrics(metrics.clone());
+    let managed: Vec<String> = config
+        .tokens
+        .apps
+        .iter()
+        .map(|a| format!("{} ({})", a.appid, a.name))
+        .collect();
+    tracing::info!(apps = ?managed, "token service: managing the tokens of these apps");
+    Ok(Some(service))
+}
+
+/// The operator API, when `admin.api_token` is set and `admin_listen` serves it; the log
+/// says why it is not served otherwise.
+fn operator_api(
+    config: &Config,
+    tokens: Option<TokenService>,
+    admin_listen: bool,
+) -> Option<OperatorApi> {
+    let managed = tokens.is_some();
+    match (&config.admin_api_token, admin_listen) {
+        (Some(token), true) => Some(OperatorApi::new(token.clone(), tokens)),
+        (None, _) if managed => {
+            tracing::warn!(
+                "the token API (/v1/tokens/...) is not served: set admin.api_token (WXPUSH_ADMIN_API_TOKEN) and admin_listen (WXPUSH_ADMIN_LISTEN)"
+            );
+            None
+        }
+        (Some(_), false) => {
+            tracing::warn!(
+                "the operator API (/v1/) is not served: it is served on admin_listen only, which is not set (WXPUSH_ADMIN_LISTEN)"
+            );
+            None
+        }
+        (None, _) => None,
+    }
 }
 
 async fn bind_admin(addr: SocketAddr) -> std::io::Result<TcpListener> {

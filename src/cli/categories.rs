@@ -2,13 +2,15 @@
 //! `wxpush categories` (submissions and the review results that resolved them).
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
 use wxpush::escape::Printable;
+use wxpush::platform::ApiClient;
 use wxpush::platform::category::{self, AddCategoryRequest, Category, Certificate};
 use wxpush::store::Submission;
+use wxpush::tokens::{AppKind, TokenService};
 use wxpush::{Config, Secret, clock};
 
 /// `wxpush add-category` options.
@@ -26,12 +28,13 @@ pub(crate) struct AddCategoryArgs {
     /// The request body as a JSON file (`{"categories":[…]}`) instead of flags.
     #[arg(long, conflicts_with_all = ["first", "second", "certs"])]
     file: Option<PathBuf>,
-    /// The (authorizer) access token.
+    /// An access token given by hand (default: the managed token of --authorizer, or of
+    /// the app when its appsecret is set).
     #[arg(long, env = "WXPUSH_ACCESS_TOKEN", hide_env_values = true)]
-    access_token: String,
-    /// The API host.
-    #[arg(long, env = "WXPUSH_API_BASE", default_value = category::DEFAULT_API_BASE)]
-    api_base: String,
+    access_token: Option<String>,
+    /// The API host (default: api_base from the configuration, env WXPUSH_API_BASE).
+    #[arg(long)]
+    api_base: Option<String>,
     /// The configured app the result will arrive for (default: the default app).
     #[arg(long)]
     app: Option<String>,
@@ -89,20 +92,47 @@ pub(crate) fn add_category(config: &Config, args: AddCategoryArgs) -> anyhow::Re
             .find(|a| a.name == name)
             .with_context(|| format!("--app: no app named {name:?}"))?,
     };
-    let token = Secret::new(args.access_token.trim().to_owned());
-    if token.expose().is_empty() {
-        bail!("--access-token (or WXPUSH_ACCESS_TOKEN) is empty");
-    }
+    let given = match args.access_token.as_deref().map(str::trim) {
+        Some("") => bail!("--access-token (or WXPUSH_ACCESS_TOKEN) is empty"),
+        given => given.map(|t| Secret::new(t.to_owned())),
+    };
+    let managed = match (&given, &args.authorizer) {
+        (Some(_), _) => None,
+        (None, Some(authorizer)) => Some(authorizer.clone()),
+        (None, None) => match config.tokens.app(&app.appid) {
+            Some(m) if m.kind == AppKind::MiniProgram => Some(app.appid.clone()),
+            _ => bail!(
+                "no access token: give --authorizer APPID (an authorizer of a third-party platform whose component_appsecret is set), set appsecret for the app, or give --access-token"
+            ),
+        },
+    };
+    let api_base = args
+        .api_base
+        .clone()
+        .unwrap_or_else(|| config.tokens.api_base.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         // The inbox first: a submission the platform accepted must have somewhere to go.
         let store = wxpush::service::open_existing_store(config).await?; // the error names the store and the cause
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?;
-        category::add_category(&client, &args.api_base, &token, &request, 4, Duration::from_millis(500))
-            .await
-            .map_err(|e| anyhow::anyhow!("addcategory failed: {e}"))?;
+        let client = ApiClient::new(&api_base)?;
+        match (&given, &managed) {
+            (Some(token), _) => category::add_category(&client, token, &request)
+                .await
+                .map_err(|e| anyhow::anyhow!("addcategory failed: {e}"))?,
+            (None, Some(appid)) => {
+                let service = TokenService::with_client(config.tokens.clone(), Arc::clone(&store), client.clone());
+                service
+                    .with_token(appid, |token| {
+                        let (client, request) = (&client, &request);
+                        async move { category::add_category(client, &token, request).await }
+                    })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("addcategory failed: {e}"))?;
+            }
+            (None, None) => bail!("no access token"),
+        }
         for category in &request.categories {
             let now = clock::now_ms();
             store

@@ -9,6 +9,7 @@ pub(crate) mod healthcheck;
 pub(crate) mod out;
 pub(crate) mod serve;
 pub(crate) mod simulate;
+pub(crate) mod tokens;
 pub(crate) mod verify_url;
 
 use std::path::PathBuf;
@@ -64,6 +65,12 @@ enum Command {
     /// Inspect and repair the inbox (works while the server runs).
     #[command(subcommand)]
     Events(events::EventsCommand),
+    /// The tokens wxpush manages (third-party platforms, authorizers, Mini Programs).
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
+    /// The authorizers of the managed third-party platforms.
+    #[command(subcommand)]
+    Authorizers(tokens::AuthorizersCommand),
 }
 
 /// Parses the command line and runs the subcommand; the exit code says how it went.
@@ -105,6 +112,8 @@ pub(crate) fn main() -> ExitCode {
         Command::AddCategory(args) => categories::add_category(&config, args),
         Command::Categories { json } => categories::list(&config, json),
         Command::Healthcheck { url } => healthcheck::run(&config, url.as_deref()),
+        Command::Tokens(command) => tokens::tokens(&config, command),
+        Command::Authorizers(command) => tokens::authorizers(&config, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -114,6 +114,12 @@ pub(super) fn validate_routes(
                 ),
             ));
         }
+        if name == crate::tokens::TOKENS_ROUTE {
+            return Err(ConfigError::new(
+                format!("{key}.name"),
+                "'tokens' is the token service's own route: choose another name",
+            ));
+        }
         if routes.iter().any(|r| r.filter.name == name) {
             return Err(ConfigError::new(
                 format!("{key}.name"),

@@ -35,6 +35,19 @@ impl Config {
             self.delivery.breaker_failures,
             self.delivery.breaker_probe.as_secs(),
         );
+        // Top-level keys go before the first table.
+        let top = format!(
+            "api_base = \"{}\"\nsecrets_key = \"{}\"\n",
+            self.tokens.api_base,
+            if self.tokens.secrets_key.is_some() {
+                mask(44)
+            } else {
+                String::new()
+            },
+        );
+        if let Some(at) = out.find("\n[http]") {
+            out.insert_str(at, &top);
+        }
         if let StoreKind::Postgres(pg) = &self.store {
             let _ = write!(
                 out,
@@ -47,6 +60,7 @@ impl Config {
         }
         out.push_str(&handler_toml(&self.handler, None));
         out.push_str(&self.routes_toml());
+        out.push_str(&self.tokens_toml());
         if let Some(alerts) = &self.alerts {
             let _ = write!(
                 out,
@@ -76,8 +90,26 @@ impl Config {
             if app.previous_aes_key.is_some() {
                 let _ = writeln!(out, "previous_encoding_aes_key = \"{}\"", mask(43));
             }
+            if let Some(managed) = self.tokens.app(&app.appid) {
+                let key = match managed.kind {
+                    crate::tokens::AppKind::Component => "component_appsecret",
+                    crate::tokens::AppKind::MiniProgram => "appsecret",
+                };
+                let _ = writeln!(out, "{key} = \"{}\"", mask(managed.secret.expose().len()));
+            }
         }
         out
+    }
+
+    /// `[tokens]` and `[admin]`.
+    fn tokens_toml(&self) -> String {
+        format!(
+            "\n[tokens]\nrefresh_margin_secs = {}\n\n[admin]\napi_token = \"{}\"\n",
+            self.tokens.refresh_margin.as_secs(),
+            self.admin_api_token
+                .as_ref()
+                .map_or_else(String::new, |t| mask(t.expose().len())),
+        )
     }
 
     /// The `[[routes]]` tables, unless the only route is the implicit `default`.

@@ -15,6 +15,7 @@ mod masked;
 mod numbers;
 mod raw;
 mod store;
+mod tokens;
 mod validate;
 
 pub use crate::handler::{CommandConfig, HandlerKind, WebhookConfig};
@@ -29,6 +30,8 @@ use raw::{EMBEDDED, deserialize_raw};
 use crate::dispatch::{AlertsConfig, DeliveryPolicy, RouteConfig, Routing};
 use crate::push::app::App;
 use crate::push::cipher::AesKey;
+use crate::secret::Secret;
+pub use crate::tokens::TokensConfig;
 
 /// The embedded `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -75,6 +78,10 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Where alerts go (`[alerts]`), if anywhere.
     pub alerts: Option<AlertsConfig>,
+    /// The token service: managed apps, `api_base`, `secrets_key`, `[tokens]`.
+    pub tokens: TokensConfig,
+    /// `[admin] api_token`: the bearer token of the operator API; `None` = not served.
+    pub admin_api_token: Option<Secret<String>>,
     /// What to say about deprecated keys the configuration uses (logged by `serve`).
     pub deprecations: Vec<String>,
 }

@@ -24,6 +24,10 @@ pub(super) struct RawConfig {
     pub(super) delivery: RawDelivery,
     pub(super) log: RawLog,
     pub(super) alerts: RawAlerts,
+    pub(super) api_base: String,
+    pub(super) secrets_key: String,
+    pub(super) tokens: RawTokens,
+    pub(super) admin: RawAdmin,
     pub(super) webhook: RawWebhook,
     pub(super) command: RawCommand,
     pub(super) app: RawApp,
@@ -178,6 +182,30 @@ pub(super) struct RawApp {
     pub(super) previous_encoding_aes_key: String,
     #[serde(default)]
     pub(super) require_encryption: bool,
+    #[serde(default)]
+    pub(super) component_appsecret: String,
+    #[serde(default)]
+    pub(super) appsecret: String,
+}
+
+/// `[tokens]`: the token service's timing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTokens {
+    pub(super) refresh_margin_secs: i64,
+}
+
+/// `[admin]`: access to the operator endpoints.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    pub(super) api_token: String,
+}
+
+impl std::fmt::Debug for RawAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawAdmin").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for RawApp {

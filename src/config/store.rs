@@ -92,13 +92,13 @@ fn validate_postgres(
     }
     let ca_file =
         (!raw.ca_file.trim().is_empty()).then(|| std::path::PathBuf::from(raw.ca_file.trim()));
-    if let Some(path) = &ca_file {
-        if !path.is_file() {
-            return Err(ConfigError::new(
-                "postgres.ca_file",
-                format!("{} is not a readable file", path.display()),
-            ));
-        }
+    if let Some(path) = &ca_file
+        && !path.is_file()
+    {
+        return Err(ConfigError::new(
+            "postgres.ca_file",
+            format!("{} is not a readable file", path.display()),
+        ));
     }
     Ok(PostgresConfig {
         ca_file,

@@ -27,6 +27,11 @@ fn every_env_override_names_a_real_key() -> Result<(), ConfigError> {
                 (&"WXPUSH_HANDLER", _) => "log",
                 (&"WXPUSH_ALERTS_WEBHOOK_URL", _) => "https://ops.example/alerts",
                 (&"WXPUSH_LOG_FORMAT", _) => "json",
+                (&"WXPUSH_API_BASE", _) => "http://127.0.0.1:9/",
+                (&"WXPUSH_SECRETS_KEY", _) => "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+                (&"WXPUSH_ADMIN_API_TOKEN", _) => "an-operator-token-of-some-length",
+                // One of the two app secrets at a time.
+                (&"WXPUSH_APPSECRET", _) => "",
                 (&"WXPUSH_STORE", _) => "postgres",
                 (&"WXPUSH_DATABASE_URL", _) => "postgres://u:p@db.example/inbox",
                 (&"WXPUSH_POSTGRES_LEASE_SECS", _) => "5000",

@@ -9,6 +9,7 @@ use super::delivery::{validate_alerts, validate_delivery, validate_routes};
 use super::handlers::{validate_command, validate_webhook};
 use super::numbers::{positive, secs};
 use super::raw::{RawApp, RawCommand, RawConfig, RawWebhook};
+use super::tokens::{AppSecrets, validate_admin, validate_tokens};
 use super::{Config, ConfigError, HttpLimits, LogFormat, store};
 use crate::handler::HandlerKind;
 use crate::push::app::App;
@@ -16,7 +17,7 @@ use crate::push::cipher::AesKey;
 use crate::secret::Secret;
 
 impl Config {
-    pub(super) fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
+    pub(super) fn validate(mut raw: RawConfig) -> Result<Self, ConfigError> {
         let (listen, admin_listen, http) = validate_addresses(&raw)?;
         let body_limit_bytes = positive(raw.body_limit_bytes, "body_limit_bytes", 1024)?;
         let data_dir = PathBuf::from(raw.data_dir.trim());
@@ -34,8 +35,11 @@ impl Config {
         let store = store::validate_store(&raw.store, raw.postgres, delivery.attempt_timeout)?;
         let handler = validate_handler(&raw.handler, raw.webhook, raw.command)?;
         let log_format = validate_log(&raw.log.format)?;
+        let secrets = AppSecrets::take(&mut raw.app, &mut raw.apps);
         let (app, extra_apps) = validate_apps(raw.app, raw.apps)?;
         let apps: Vec<&App> = std::iter::once(&app).chain(&extra_apps).collect();
+        let tokens = validate_tokens(&apps, secrets, &raw.api_base, &raw.secrets_key, &raw.tokens)?;
+        let admin_api_token = validate_admin(raw.admin)?;
         let routes = validate_routes(raw.routes, &handler, &apps)?;
         let alerts = validate_alerts(raw.alerts)?;
         Ok(Self {
@@ -55,6 +59,8 @@ impl Config {
             extra_apps,
             routes,
             alerts,
+            tokens,
+            admin_api_token,
             deprecations,
         })
     }

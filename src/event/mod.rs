@@ -274,12 +274,12 @@ fn classify(fields: &Fields, event: Option<&str>, info_type: Option<&str>) -> Ev
             reason: fields.get("reason").unwrap_or_default().to_owned(),
         });
     }
-    if info_type.is_some_and(|i| i.eq_ignore_ascii_case(COMPONENT_VERIFY_TICKET)) {
-        if let Some(ticket) = fields.get("ComponentVerifyTicket") {
-            return EventKind::ComponentVerifyTicket {
-                ticket: ticket.trim().to_owned(),
-            };
-        }
+    if info_type.is_some_and(|i| i.eq_ignore_ascii_case(COMPONENT_VERIFY_TICKET))
+        && let Some(ticket) = fields.get("ComponentVerifyTicket")
+    {
+        return EventKind::ComponentVerifyTicket {
+            ticket: ticket.trim().to_owned(),
+        };
     }
     EventKind::Other
 }

@@ -6,14 +6,10 @@
 //! (the field really is spelled `certicates`). The review result arrives later as a
 //! `wxa_category_audit` push.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 
+use super::client::{ApiClient, ApiError};
 use crate::secret::Secret;
-
-/// The platform's API host.
-pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
 
 /// The request body. Reading one refuses unknown keys (a misspelt `certificates` is an
 /// error naming it, never a silently empty list).
@@ -53,114 +49,25 @@ pub struct Certificate {
     pub is_permanent: Option<i64>,
 }
 
-/// Why `addcategory` failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AddCategoryError {
-    /// 40001: the access token is invalid or expired.
-    #[error(
-        "errcode 40001 (invalid credential): the access token is invalid or expired; fetch a fresh one (authorizer_access_token for a third-party platform) and pass it with --access-token or WXPUSH_ACCESS_TOKEN"
-    )]
-    InvalidCredential,
-    /// 40007: a media id is invalid.
-    #[error(
-        "errcode 40007 (invalid media_id): a certificate's media id is unknown or expired; upload the file again as temporary media and use the new media_id"
-    )]
-    InvalidMediaId,
-    /// -1 on every attempt.
-    #[error("errcode -1 (system busy) on all {0} attempts; try again later")]
-    Busy(u32),
-    /// Any other error code, verbatim.
-    #[error("errcode {errcode}: {errmsg}")]
-    Other {
-        /// The platform's code.
-        errcode: i64,
-        /// The platform's message.
-        errmsg: String,
-    },
-    /// The request did not get a JSON answer.
-    #[error("request failed: {0}")]
-    Http(String),
-}
-
-#[derive(Deserialize)]
-struct ApiAnswer {
-    #[serde(default)]
-    errcode: i64,
-    #[serde(default)]
-    errmsg: String,
-}
-
-/// Submits `request`. Retries errcode -1 up to `attempts` times in all, with doubling
-/// delays from `backoff`.
+/// Submits `request` with `access_token` (the authorizer's, for a third-party platform).
+/// "System busy" is retried as the client is set to.
 ///
 /// # Errors
-/// [`AddCategoryError`]; the access token never appears in it.
+/// [`ApiError`]; the access token never appears in it.
 pub async fn add_category(
-    client: &reqwest::Client,
-    api_base: &str,
+    client: &ApiClient,
     access_token: &Secret<String>,
     request: &AddCategoryRequest,
-    attempts: u32,
-    backoff: Duration,
-) -> Result<(), AddCategoryError> {
-    let api_base = api_base.trim_end_matches('/');
-    let url = format!("{api_base}/cgi-bin/wxopen/addcategory");
-    let attempts = attempts.max(1);
-    let body = serde_json::to_string(request).map_err(|e| AddCategoryError::Http(e.to_string()))?;
-    let mut delay = backoff;
-    for attempt in 1..=attempts {
-        let response = client
-            .post(&url)
-            .query(&[("access_token", access_token.expose())])
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .map_err(|e| AddCategoryError::Http(unreachable(api_base, e)))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| AddCategoryError::Http(e.without_url().to_string()))?;
-        let answer: ApiAnswer = serde_json::from_str(&text).map_err(|_| {
-            AddCategoryError::Http(format!(
-                "HTTP {status}, not a JSON answer: {}",
-                text.chars().take(200).collect::<String>()
-            ))
-        })?;
-        match answer.errcode {
-            0 => return Ok(()),
-            -1 if attempt < attempts => {
-                tracing::warn!(attempt, "addcategory: system busy (-1), retrying");
-                tokio::time::sleep(delay).await;
-                delay = delay.saturating_mul(2);
-            }
-            -1 => return Err(AddCategoryError::Busy(attempts)),
-            40001 => return Err(AddCategoryError::InvalidCredential),
-            40007 => return Err(AddCategoryError::InvalidMediaId),
-            errcode => {
-                return Err(AddCategoryError::Other {
-                    errcode,
-                    errmsg: answer.errmsg,
-                });
-            }
-        }
-    }
-    Err(AddCategoryError::Busy(attempts))
-}
-
-/// Says which host could not be reached and why, from the error's whole chain of causes
-/// (the URL, which holds the access token, is left out).
-fn unreachable(api_base: &str, error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut text = format!("cannot reach {api_base}: {error}");
-    let mut cause = std::error::Error::source(&error);
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
+) -> Result<(), ApiError> {
+    let _: serde_json::Value = client
+        .post(
+            "addcategory",
+            "/cgi-bin/wxopen/addcategory",
+            Some(("access_token", access_token)),
+            request,
+        )
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! `connections.rs`; the operations endpoints (`health.rs`) are served on `admin_listen`
 //! when it is set.
 
+mod admin;
 mod connections;
 mod error;
 mod health;
@@ -31,6 +32,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use admin::OperatorApi;
 pub use connections::HttpLimits;
 pub use error::ApiError;
 use error::Failure;
@@ -160,20 +162,26 @@ pub fn router(state: AppState, body_limit_bytes: usize, admin_separate: bool) ->
     } else {
         wechat.merge(health::routes())
     };
-    layered(app.with_state(state), body_limit_bytes)
+    layered(app.with_state(state), body_limit_bytes, REQUEST_TIMEOUT)
 }
 
-/// The router for `admin_listen`: the operations endpoints only.
-pub fn admin_router(state: AppState) -> Router {
-    layered(health::routes().with_state(state), 64 * 1024)
+/// The router for `admin_listen`: the operations endpoints, and the operator API (`/v1/`)
+/// when it is configured.
+pub fn admin_router(state: AppState, api: Option<OperatorApi>) -> Router {
+    let mut router = health::routes().with_state(state);
+    if let Some(api) = api {
+        router = router.merge(admin::routes(api));
+    }
+    // A token request may wait for a refresh (the platform answers within 15 s).
+    layered(router, 64 * 1024, Duration::from_secs(30))
 }
 
-fn layered(router: Router, body_limit_bytes: usize) -> Router {
+fn layered(router: Router, body_limit_bytes: usize, timeout: Duration) -> Router {
     router
         .layer(DefaultBodyLimit::max(body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
+            timeout,
         ))
         .layer(CatchPanicLayer::new())
         .layer(

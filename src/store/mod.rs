@@ -4,6 +4,7 @@
 //! [`Store`] is the interface the request path, the dispatcher and the CLI use; [`sqlite`]
 //! is the embedded implementation. A shared server store can implement the same trait.
 
+mod credentials;
 mod held;
 pub mod postgres;
 pub mod sqlite;
@@ -13,6 +14,10 @@ use futures_util::future::BoxFuture;
 
 mod record;
 
+pub(crate) use credentials::credentials_sql;
+pub use credentials::{
+    CredentialWrite, Credentials, RefreshLock, StoredAuthorizer, StoredTicket, StoredToken,
+};
 pub use postgres::{PostgresConfig, PostgresStore};
 pub use record::{
     DEFAULT_ROUTE, DeliveryKey, DueQuery, Lease, ListFilter, NO_ROUTE, QuarantinedPush, Record,
@@ -264,8 +269,8 @@ pub trait Submissions: Send + Sync + 'static {
     fn submissions(&self) -> BoxFuture<'_, Result<Vec<Submission>, StoreError>>;
 }
 
-/// A whole store: every store implements all three, and callers that need more than one
+/// A whole store: every store implements all four, and callers that need more than one
 /// (the composition root, the CLI) hold it as `dyn Store`.
-pub trait Store: Inbox + Admin + Submissions {}
+pub trait Store: Inbox + Admin + Submissions + Credentials {}
 
-impl<T: Inbox + Admin + Submissions> Store for T {}
+impl<T: Inbox + Admin + Submissions + Credentials> Store for T {}

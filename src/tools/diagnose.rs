@@ -118,10 +118,10 @@ fn diagnose_one(
         );
         return d;
     };
-    if check_msg_signature(&mut d, app, query, [timestamp, nonce, encrypt]) {
-        if let Some(message) = check_decrypt(&mut d, app, encrypt) {
-            finish(&mut d, app, &message, authorizer_appid);
-        }
+    if check_msg_signature(&mut d, app, query, [timestamp, nonce, encrypt])
+        && let Some(message) = check_decrypt(&mut d, app, encrypt)
+    {
+        finish(&mut d, app, &message, authorizer_appid);
     }
     d
 }

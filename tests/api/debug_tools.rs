@@ -301,7 +301,7 @@ async fn add_category_talks_to_the_api_as_documented() {
     assert!(!out.contains("tok_SECRET_123") && !err.contains("tok_SECRET_123"));
     let (ok, _, err) = run(vec!["add-category", "--first", "8", "--second", "41"]);
     assert!(
-        !ok && err.contains("errcode 45009: some other problem"),
+        !ok && err.contains("errcode 45009 (some other problem)"),
         "{err}"
     );
     let (_, list, _) = run(vec!["categories", "--json"]);

@@ -82,16 +82,16 @@ impl Handler for RecordingHandler {
         if let Some(gate) = &self.behavior.gate {
             gate.acquire().await?.forget();
         }
-        if let Some(left) = &self.behavior.fail_first {
-            if left.load(Ordering::SeqCst) > 0 {
-                left.fetch_sub(1, Ordering::SeqCst);
-                return Err("test handler: planned failure".into());
-            }
+        if let Some(left) = &self.behavior.fail_first
+            && left.load(Ordering::SeqCst) > 0
+        {
+            left.fetch_sub(1, Ordering::SeqCst);
+            return Err("test handler: planned failure".into());
         }
-        if let Some(healthy) = &self.behavior.healthy {
-            if !healthy.load(Ordering::SeqCst) {
-                return Err("test handler: unhealthy".into());
-            }
+        if let Some(healthy) = &self.behavior.healthy
+            && !healthy.load(Ordering::SeqCst)
+        {
+            return Err("test handler: unhealthy".into());
         }
         self.tx.send(event.clone())?;
         Ok(())
@@ -358,10 +358,10 @@ pub async fn wait_for_status(
 ) -> wxpush::store::Record {
     for _ in 0..200 {
         let records = app.store().get(id.to_owned()).await.expect("store reads");
-        if let Some(record) = records.into_iter().next() {
-            if record.status == status {
-                return record;
-            }
+        if let Some(record) = records.into_iter().next()
+            && record.status == status
+        {
+            return record;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -17,7 +17,7 @@ fn audit(n: u32) -> String {
     format!(
         "<xml><ToUserName><![CDATA[gh_a]]></ToUserName><FromUserName><![CDATA[o1]]></FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[wxa_category_audit]]></Event><ret>{}</ret><first>8</first><second>{n}</second><reason><![CDATA[r{n}]]></reason></xml>",
         1_764_000_000 + n,
-        if n % 2 == 0 { 2 } else { 3 }
+        if n.is_multiple_of(2) { 2 } else { 3 }
     )
 }
 

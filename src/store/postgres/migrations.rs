@@ -106,6 +106,11 @@ CREATE INDEX events_discarded ON events (discarded_at) WHERE status = 'discarded
 ALTER TABLE quarantine ADD COLUMN discarded_at bigint;
 ",
     },
+    Migration {
+        version: 4,
+        name: "tickets, tokens, authorizers",
+        sql: crate::store::credentials_sql::TABLES,
+    },
 ];
 
 /// After migration 3: pending category audits get the ordering key new ones have

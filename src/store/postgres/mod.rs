@@ -13,6 +13,7 @@
 
 mod admin;
 mod batch;
+mod credentials;
 mod errors;
 mod inbox;
 mod insert;

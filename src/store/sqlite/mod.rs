@@ -32,6 +32,7 @@ pub const DB_FILE: &str = "wxpush.db";
 
 /// Most writes committed in one transaction.
 mod admin;
+mod credentials;
 mod inbox;
 mod rows;
 mod schema;

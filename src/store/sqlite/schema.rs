@@ -70,6 +70,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE INDEX events_discarded ON events(discarded_at) WHERE status = 'discarded';
          ALTER TABLE quarantine ADD COLUMN discarded_at INTEGER;",
     ),
+    (4, crate::store::credentials_sql::TABLES),
 ];
 
 /// After migration 3: pending category audits get the ordering key new ones have
