@@ -102,6 +102,8 @@ impl Handler for RecordingHandler {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
+    /// `http://127.0.0.1:PORT` of `admin_listen`, when the configuration sets it.
+    pub admin_url: Option<String>,
     /// HTTP client.
     pub client: reqwest::Client,
     /// The effective configuration.
@@ -162,6 +164,17 @@ impl TestApp {
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
+        let admin = match config.admin_listen {
+            Some(at) => Some(tokio::net::TcpListener::bind(at).await.expect("bind admin")),
+            None => None,
+        };
+        let admin_url = admin
+            .as_ref()
+            .map(|l| format!("http://{}", l.local_addr().expect("admin addr")));
+        let listeners = wxpush::server::Listeners {
+            public: listener,
+            admin,
+        };
         let (tx, events) = mpsc::unbounded_channel();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let calls = Arc::new(AtomicU32::new(0));
@@ -181,13 +194,14 @@ impl TestApp {
         let run_config = config.clone();
         let run_store = Arc::clone(&store);
         let task = tokio::spawn(async move {
-            wxpush::service::run(&run_config, run_store, routes, listener, async {
+            wxpush::service::run(&run_config, run_store, routes, listeners, async {
                 let _ = shutdown_rx.await;
             })
             .await
         });
         Self {
             base_url: format!("http://{addr}"),
+            admin_url,
             client: reqwest::Client::new(),
             config,
             store: Some(store),
@@ -204,6 +218,7 @@ impl TestApp {
         let (_tx, events) = mpsc::unbounded_channel();
         Self {
             base_url: base_url.to_owned(),
+            admin_url: None,
             client: reqwest::Client::new(),
             config: Config::from_toml("").expect("defaults are valid"),
             store: None,
