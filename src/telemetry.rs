@@ -72,6 +72,12 @@ where
 {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // The PostgreSQL client logs every statement's parameters at debug level: push bodies,
+    // and credentials when secrets_key is not set. Whatever RUST_LOG asks, it stops at info.
+    let filter = match "tokio_postgres=info".parse() {
+        Ok(cap) => filter.add_directive(cap),
+        Err(_) => filter,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

@@ -22,4 +22,5 @@ mod push;
 mod replay;
 mod retries;
 mod tokens;
+mod tokens_crash;
 mod url_check;
