@@ -122,8 +122,16 @@ pub trait Credentials: Send + Sync + 'static {
     fn refresh_lock(&self, key: String) -> BoxFuture<'_, Result<RefreshLock, StoreError>>;
 }
 
-/// The credential tables, the same in both stores (migration 4 of each).
+/// The credential tables, the same in both stores (migration 4 of each), and their columns
+/// in the order both stores read them.
 pub(crate) mod credentials_sql {
+    /// A token row's columns.
+    pub(crate) const TOKEN_COLUMNS: &str =
+        "appid, kind, access_token, expires_at, refresh_at, refreshed_at, last_error";
+    /// An authorizer row's columns.
+    pub(crate) const AUTHORIZER_COLUMNS: &str =
+        "authorizer_appid, component_appid, status, refresh_token, func_info, changed_at";
+
     /// Tickets, tokens and authorizers; sealed values are text.
     pub(crate) const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS tickets (

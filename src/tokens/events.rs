@@ -123,6 +123,7 @@ impl TokenService {
             return Ok(());
         }
         tracing::info!(component = %component, "component_verify_ticket saved");
+        self.report().await;
         if let Err(error) = self.token(component).await {
             tracing::warn!(component = %component, "{error}");
         }

@@ -4,10 +4,11 @@
 //! refreshed by one caller at a time across threads, processes and replicas, so that no
 //! second refresher invalidates the token another one hands out.
 //!
-//! - [`refresh`]: the single-flight refresh and each kind's platform calls;
-//! - [`events`]: what ticket and authorization pushes change (the built-in route `tokens`);
-//! - [`status`]: what is managed and how it stands (CLI, metrics), the proactive refresh
-//!   loop, and importing authorizers;
+//! - `refresh.rs`: the single-flight refresh and each kind's platform calls;
+//! - `authorizers.rs`: authorizations, authorizers' refresh tokens, the recovery from the
+//!   authorizer list, importing;
+//! - `events.rs`: what ticket and authorization pushes change (the built-in route `tokens`);
+//! - `status.rs`: what is managed and how it stands (CLI, metrics), the proactive refresh;
 //! - [`sealed`]: AES-256-GCM at rest.
 
 mod authorizers;

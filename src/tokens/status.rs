@@ -157,7 +157,7 @@ impl TokenService {
     }
 
     /// Sets the token and ticket gauges.
-    async fn report(&self) {
+    pub(super) async fn report(&self) {
         let Some(metrics) = &self.inner.metrics else {
             return;
         };

@@ -23,4 +23,5 @@ mod replay;
 mod retries;
 mod tokens;
 mod tokens_crash;
+mod tokens_support;
 mod url_check;

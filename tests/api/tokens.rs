@@ -8,86 +8,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::cli::wxpush;
-use crate::fake_platform::{COMPONENT, COMPONENT_SECRET, FakePlatform};
+use crate::fake_platform::{COMPONENT, FakePlatform};
 use crate::helpers::{Behavior, TestApp, app_toml, database_url, fresh_schema, pg_toml};
-
-pub(crate) const API_TOKEN: &str = "operator-api-token-0123456789";
-pub(crate) const AUTHORIZER: &str = "wxa0000000000000a1";
-
-/// Config TOML: the vectors' `platform` app as a managed third-party platform calling
-/// `fake`, the operator API on a random port, refreshes `margin` seconds early.
-pub(crate) fn platform_toml(fake: &FakePlatform, margin: u64) -> String {
-    format!(
-        "admin_listen = \"127.0.0.1:0\"\napi_base = \"{}\"\n{}component_appsecret = \"{COMPONENT_SECRET}\"\n[tokens]\nrefresh_margin_secs = {margin}\n[admin]\napi_token = \"{API_TOKEN}\"\n",
-        fake.url,
-        app_toml("platform")
-    )
-}
-
-fn now_secs() -> i64 {
-    wxpush::clock::now_ms() / 1000
-}
-
-/// The platform's ticket push.
-pub(crate) fn ticket_push(ticket: &str) -> String {
-    format!(
-        "<xml><AppId><![CDATA[{COMPONENT}]]></AppId><CreateTime>{}</CreateTime><InfoType><![CDATA[component_verify_ticket]]></InfoType><ComponentVerifyTicket><![CDATA[{ticket}]]></ComponentVerifyTicket></xml>",
-        now_secs()
-    )
-}
-
-/// The platform's authorization push (`authorized`, `updateauthorized` or `unauthorized`).
-pub(crate) fn authorization_push(kind: &str, authorizer: &str, code: &str) -> String {
-    format!(
-        "<xml><AppId><![CDATA[{COMPONENT}]]></AppId><CreateTime>{}</CreateTime><InfoType><![CDATA[{kind}]]></InfoType><AuthorizerAppid><![CDATA[{authorizer}]]></AuthorizerAppid><AuthorizationCode><![CDATA[{code}]]></AuthorizationCode><AuthorizationCodeExpiredTime>{}</AuthorizationCodeExpiredTime><PreAuthCode><![CDATA[preauthcode@@@x]]></PreAuthCode></xml>",
-        now_secs(),
-        now_secs() + 600
-    )
-}
-
-/// `GET /v1/tokens/{appid}` with the bearer token: status and JSON body.
-pub(crate) async fn get_token(admin: &str, appid: &str) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .get(format!("{admin}/v1/tokens/{appid}"))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .expect("admin answers");
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or_default())
-}
-
-/// `POST /v1/tokens/{appid}/invalidate` with the token that failed.
-pub(crate) async fn invalidate(admin: &str, appid: &str, failed: &str) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(format!("{admin}/v1/tokens/{appid}/invalidate"))
-        .bearer_auth(API_TOKEN)
-        .header("content-type", "application/json")
-        .body(serde_json::json!({"access_token": failed}).to_string())
-        .send()
-        .await
-        .expect("admin answers");
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or_default())
-}
-
-/// Waits (up to 10 s) until `GET /v1/tokens/{appid}` answers 200; returns the body.
-pub(crate) async fn wait_for_token(admin: &str, appid: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let (status, body) = get_token(admin, appid).await;
-        if status == 200 {
-            return body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no token for {appid}: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::integrations::metric;
+use crate::tokens_support::{
+    API_TOKEN, AUTHORIZER, authorization_push, cli_env, get_token, invalidate, platform_toml,
+    ticket_push, wait_for_token,
+};
 
 /// A ticket push makes wxpush fetch the component token with exactly that ticket; the
 /// token survives a restart without another call; the push still reaches the handler.
@@ -130,6 +57,39 @@ async fn a_pushed_ticket_gives_the_component_token_which_survives_a_restart() {
         event.name(),
         "component_verify_ticket",
         "handlers still get the push"
+    );
+    let metrics = reqwest::get(format!("{admin}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    let expires_in = metric(
+        &metrics,
+        &format!("wxpush_token_expires_in_seconds{{appid=\"{COMPONENT}\",kind=\"component\"}}"),
+    );
+    assert!((7000.0..=7200.0).contains(&expires_in), "{expires_in}");
+    let ok = metric(
+        &metrics,
+        "wxpush_token_refresh_total{kind=\"component\",outcome=\"ok\"}",
+    );
+    let failed = metric(
+        &metrics,
+        "wxpush_token_refresh_total{kind=\"component\",outcome=\"error\"}",
+    );
+    assert_eq!(ok, 1.0, "one refresh, with the ticket");
+    assert!(
+        failed >= 1.0,
+        "the refreshes before the ticket failed: {failed}"
+    );
+    let age = metric(
+        &metrics,
+        &format!("wxpush_ticket_age_seconds{{component=\"{COMPONENT}\"}}"),
+    );
+    assert!((0.0..5.0).contains(&age), "{age}");
+    assert!(
+        !metrics.contains("componenttoken-"),
+        "no token in the metrics"
     );
 
     let dir = Arc::clone(&app.data_dir);
@@ -177,6 +137,17 @@ async fn a_pushed_ticket_gives_the_component_token_which_survives_a_restart() {
     app.stop().await;
 }
 
+/// A ticket push, then `AUTHORIZER` authorizes the platform; waits until its token is served.
+async fn authorize(app: &TestApp, fake: &FakePlatform, admin: &str) {
+    app.push_safe("/wechat", &ticket_push(&fake.new_ticket()))
+        .await;
+    wait_for_token(admin, COMPONENT).await;
+    let code = fake.authorize(AUTHORIZER);
+    let push = authorization_push("authorized", AUTHORIZER, &code);
+    app.push_safe("/wechat", &push).await;
+    wait_for_token(admin, AUTHORIZER).await;
+}
+
 /// An `authorized` push is exchanged (api_query_auth, with its code) for the authorizer's
 /// token, which the API then serves; `unauthorized` drops it.
 // The CLI blocks its thread: the fake platform answers from another.
@@ -185,16 +156,8 @@ async fn an_authorization_push_gives_the_authorizers_token() {
     let fake = FakePlatform::start().await;
     let app = TestApp::spawn_with(&platform_toml(&fake, 600), Behavior::default()).await;
     let admin = app.admin_url.clone().expect("admin_listen");
-    app.push_safe("/wechat", &ticket_push(&fake.new_ticket()))
-        .await;
-    wait_for_token(&admin, COMPONENT).await;
-    let code = fake.authorize(AUTHORIZER);
-    app.push_safe(
-        "/wechat",
-        &authorization_push("authorized", AUTHORIZER, &code),
-    )
-    .await;
-    let token = wait_for_token(&admin, AUTHORIZER).await;
+    authorize(&app, &fake, &admin).await;
+    let token = get_token(&admin, AUTHORIZER).await.1;
     assert_eq!(token["kind"], "authorizer");
     assert_eq!(
         token["access_token"].as_str(),
@@ -220,6 +183,13 @@ async fn an_authorization_push_gives_the_authorizers_token() {
     let (ok, out, _) = wxpush(&["tokens", "get", AUTHORIZER], &envs);
     assert!(ok);
     assert_eq!(Some(out.trim()), token["access_token"].as_str());
+    let (ok, out, err) = wxpush(&["authorizers", "import"], &envs);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("{COMPONENT}: imported 1 authorizers")),
+        "{out}"
+    );
+    assert_eq!(fake.calls("api_get_authorizer_list"), 1);
     let (ok, out, _) = wxpush(&["authorizers", "list", "--json"], &envs);
     assert!(
         ok && out.contains("\"status\":\"authorized\"") && !out.contains("refreshtoken"),
@@ -253,29 +223,6 @@ async fn an_authorization_push_gives_the_authorizers_token() {
     app.stop().await;
 }
 
-/// The environment for the CLI on `app`'s inbox and configuration.
-pub(crate) fn cli_env(app: &TestApp, fake: &FakePlatform) -> Vec<(&'static str, String)> {
-    let platform = &crate::helpers::vectors()["apps"][1];
-    vec![
-        ("WXPUSH_DATA_DIR", app.data_dir.path().display().to_string()),
-        ("WXPUSH_APP_NAME", "platform".into()),
-        (
-            "WXPUSH_TOKEN",
-            platform["token"].as_str().unwrap_or_default().into(),
-        ),
-        (
-            "WXPUSH_ENCODING_AES_KEY",
-            platform["encoding_aes_key"]
-                .as_str()
-                .unwrap_or_default()
-                .into(),
-        ),
-        ("WXPUSH_APPID", COMPONENT.into()),
-        ("WXPUSH_COMPONENT_APPSECRET", COMPONENT_SECRET.into()),
-        ("WXPUSH_API_BASE", fake.url.clone()),
-    ]
-}
-
 /// A 40001 from `addcategory` (the platform invalidated the token): one compare-and-
 /// refresh, one retry, success. An invalidation with an old token refreshes nothing; one
 /// with the current token refreshes once.
@@ -285,16 +232,8 @@ async fn a_refused_token_is_refreshed_once_and_only_if_still_current() {
     let fake = FakePlatform::start().await;
     let app = TestApp::spawn_with(&platform_toml(&fake, 600), Behavior::default()).await;
     let admin = app.admin_url.clone().expect("admin_listen");
-    app.push_safe("/wechat", &ticket_push(&fake.new_ticket()))
-        .await;
-    wait_for_token(&admin, COMPONENT).await;
-    let code = fake.authorize(AUTHORIZER);
-    app.push_safe(
-        "/wechat",
-        &authorization_push("authorized", AUTHORIZER, &code),
-    )
-    .await;
-    let first = wait_for_token(&admin, AUTHORIZER).await;
+    authorize(&app, &fake, &admin).await;
+    let first = get_token(&admin, AUTHORIZER).await.1;
     fake.revoke(AUTHORIZER);
 
     let envs = cli_env(&app, &fake);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::cli::Served;
 use crate::fake_platform::{COMPONENT, COMPONENT_SECRET, FakePlatform};
 use crate::helpers::{TestApp, app_toml};
-use crate::tokens::{
+use crate::tokens_support::{
     API_TOKEN, AUTHORIZER, authorization_push, get_token, invalidate, ticket_push, wait_for_token,
 };
 

@@ -17,10 +17,7 @@ use crate::store::{
 };
 use futures_util::future::BoxFuture;
 
-const TOKEN_COLUMNS: &str =
-    "appid, kind, access_token, expires_at, refresh_at, refreshed_at, last_error";
-const AUTHORIZER_COLUMNS: &str =
-    "authorizer_appid, component_appid, status, refresh_token, func_info, changed_at";
+use crate::store::credentials_sql::{AUTHORIZER_COLUMNS, TOKEN_COLUMNS};
 
 fn token_row(r: &Row<'_>) -> rusqlite::Result<StoredToken> {
     Ok(StoredToken {
