@@ -100,7 +100,7 @@ pub async fn run(
     let mut routes: Routes = routes.into();
     let tokens = token_service(config, &store, &metrics)?;
     if let Some(service) = &tokens
-        && let Some(filter) = token_events(service)
+        && let Some(filter) = token_events(service.config())
     {
         routes.0.push(Route {
             filter,

@@ -228,9 +228,15 @@ impl Config {
         ))
     }
 
-    /// Which routes take which events.
+    /// Which routes take which events: the configured routes, and the token service's own
+    /// (`tokens`) when a third-party platform's tokens are managed.
     pub fn routing(&self) -> Routing {
-        Routing(self.routes.iter().map(|r| r.filter.clone()).collect())
+        let configured = self.routes.iter().map(|r| r.filter.clone());
+        Routing(
+            configured
+                .chain(crate::tokens::token_events(&self.tokens))
+                .collect(),
+        )
     }
 
     /// Every app: the default one first.

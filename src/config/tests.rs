@@ -344,9 +344,52 @@ fn routes_are_validated_with_the_key_at_fault() {
             "delivery.retry_schedule_secs[1]",
         ),
         ("[alerts]\nwebhook_url = \"nope\"\n", "alerts.webhook_url"),
+        (
+            "[[routes]]\nname = \"tokens\"\nhandler = \"log\"\n",
+            "routes[0].name",
+        ),
+        (
+            "[app]\ncomponent_appsecret = \"a\"\nappsecret = \"b\"\n",
+            "app.appsecret",
+        ),
+        ("secrets_key = \"c2hvcnQ=\"\n", "secrets_key"),
+        ("[admin]\napi_token = \"short\"\n", "admin.api_token"),
+        ("api_base = \"api.weixin.qq.com\"\n", "api_base"),
     ];
     for (toml, key) in cases {
         let err = Config::from_toml(toml).expect_err(toml);
         assert_eq!(err.key, key, "{toml}: {err}");
     }
+}
+
+#[test]
+fn a_managed_platform_adds_the_token_route_and_hides_its_secrets() -> Result<(), ConfigError> {
+    let secret = "component-secret-VALUE-9";
+    let cfg = Config::from_toml(&format!(
+        "secrets_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n[admin]\napi_token = \"operator-token-0123456789\"\n[app]\ncomponent_appsecret = \"{secret}\"\n"
+    ))?;
+    let names: Vec<String> = cfg.routing().0.into_iter().map(|r| r.name).collect();
+    assert_eq!(names, ["default", "tokens"]);
+    let masked = cfg.to_masked_toml();
+    for value in [
+        secret,
+        "operator-token-0123456789",
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    ] {
+        assert!(!masked.contains(value), "{masked}");
+        assert!(!format!("{cfg:?}").contains(value));
+    }
+    assert!(
+        masked.contains("component_appsecret = \"********"),
+        "{masked}"
+    );
+    toml::from_str::<toml::Table>(&masked)
+        .map_err(|e| ConfigError::new("masked", e.to_string()))?;
+    let plain = Config::from_toml("")?;
+    assert_eq!(
+        plain.routing().0.len(),
+        1,
+        "no token route without a managed platform"
+    );
+    Ok(())
 }

@@ -4,7 +4,7 @@
 //! an authorization is exchanged for the authorizer's tokens; a failure is retried on the
 //! delivery schedule, like any handler's.
 
-use super::{AppKind, TokenService};
+use super::{AppKind, TokenService, TokensConfig};
 use crate::clock;
 use crate::dispatch::RouteFilter;
 use crate::event::{COMPONENT_VERIFY_TICKET, Event};
@@ -23,10 +23,10 @@ const NOTICES: &[&str] = &[
     "unauthorized",
 ];
 
-/// The built-in route's filter: the notices above, from the managed third-party platforms.
-pub fn token_events(service: &TokenService) -> Option<RouteFilter> {
-    let apps: Vec<String> = service
-        .config()
+/// The built-in route's filter: the notices above, from the managed third-party platforms;
+/// `None` when no third-party platform is managed.
+pub fn token_events(config: &TokensConfig) -> Option<RouteFilter> {
+    let apps: Vec<String> = config
         .apps
         .iter()
         .filter(|a| a.kind == AppKind::Component)
