@@ -44,6 +44,7 @@
 //! `examples/custom_handler.rs` is a complete program.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod categories;
 pub mod clock;
 pub mod config;
 pub mod dispatch;

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::categories::CategoryService;
 use crate::config::Config;
 use crate::dispatch::{self, Alerts, Dispatcher, Route, Routes, Wake};
 use crate::handler::BoxHandler;
@@ -135,19 +136,30 @@ pub async fn run(
     let state = AppState::new(
         config.app.clone(),
         config.extra_apps.clone(),
-        store,
+        Arc::clone(&store),
         wake,
         alive,
         config.max_clock_skew,
         metrics.clone(),
     )
-    .with_routing(routing)
+    .with_routing(routing.clone())
     .with_alerts(alerts);
     let upkeep = tokio::spawn(upkeep(metrics, stop_tx.subscribe()));
     let refresher = tokens
         .clone()
         .map(|service| tokio::spawn(service.refresh_periodically(stop_tx.subscribe())));
-    let api = operator_api(config, tokens, admin.is_some());
+    let categories = tokens
+        .clone()
+        .map(|service| CategoryService::new(service, Arc::clone(&store)));
+    let reconciler = match (&categories, config.categories_reconcile) {
+        (Some(service), Some(every)) => Some(tokio::spawn(service.clone().reconcile_periodically(
+            every,
+            routing.clone(),
+            stop_tx.subscribe(),
+        ))),
+        _ => None,
+    };
+    let api = operator_api(config, tokens, categories, admin.is_some());
     let admin_task = admin.map(|listener| {
         let router = server::admin_router(state.clone(), api);
         let mut stop = stop_tx.subscribe();
@@ -168,10 +180,15 @@ pub async fn run(
     {
         tracing::error!("the operations endpoints stopped abnormally");
     }
-    if let Some(refresher) = refresher
-        && refresher.await.is_err()
-    {
-        tracing::error!("the token refresher stopped abnormally");
+    for (task, name) in [
+        (refresher, "token refresher"),
+        (reconciler, "category reconciler"),
+    ] {
+        if let Some(task) = task
+            && task.await.is_err()
+        {
+            tracing::error!("the {name} stopped abnormally");
+        }
     }
     if dispatcher.await.is_err() || pruner.await.is_err() || upkeep.await.is_err() {
         tracing::error!("a background task stopped abnormally");
@@ -212,11 +229,12 @@ fn token_service(
 fn operator_api(
     config: &Config,
     tokens: Option<TokenService>,
+    categories: Option<CategoryService>,
     admin_listen: bool,
 ) -> Option<OperatorApi> {
     let managed = tokens.is_some();
     match (&config.admin_api_token, admin_listen) {
-        (Some(token), true) => Some(OperatorApi::new(token.clone(), tokens)),
+        (Some(token), true) => Some(OperatorApi::new(token.clone(), tokens, categories)),
         (None, _) if managed => {
             tracing::warn!(
                 "the token API (/v1/tokens/...) is not served: set admin.api_token (WXPUSH_ADMIN_API_TOKEN) and admin_listen (WXPUSH_ADMIN_LISTEN)"

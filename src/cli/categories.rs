@@ -1,46 +1,51 @@
-//! `wxpush add-category` (submit categories for review, recorded as pending) and
-//! `wxpush categories` (submissions and the review results that resolved them).
+//! `wxpush add-category` (check, submit, record as pending) and `wxpush categories` (the
+//! submissions and how each was resolved); the other category subcommands are in
+//! `category_commands.rs`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
 use wxpush::escape::Printable;
 use wxpush::platform::ApiClient;
-use wxpush::platform::category::{self, AddCategoryRequest, Category, Certificate};
-use wxpush::store::Submission;
-use wxpush::tokens::{AppKind, TokenService};
+use wxpush::platform::category::{self, AddCategoryRequest, Category};
+use wxpush::store::{Store, Submission};
 use wxpush::{Config, Secret, clock};
+
+use super::category_commands::{CertArgs, account, runtime};
 
 /// `wxpush add-category` options.
 #[derive(Debug, Args)]
 pub(crate) struct AddCategoryArgs {
-    /// First-level category id.
+    /// First-level category id (see `wxpush categories settable`).
     #[arg(long, required_unless_present = "file")]
     first: Option<i64>,
     /// Second-level category id.
     #[arg(long, required_unless_present = "file")]
     second: Option<i64>,
-    /// A qualification document as NAME=MEDIA_ID (repeatable).
-    #[arg(long = "cert", value_name = "NAME=MEDIA_ID")]
-    certs: Vec<String>,
+    #[command(flatten)]
+    certs: CertArgs,
     /// The request body as a JSON file (`{"categories":[…]}`) instead of flags.
-    #[arg(long, conflicts_with_all = ["first", "second", "certs"])]
+    #[arg(long, conflicts_with_all = ["first", "second"])]
     file: Option<PathBuf>,
     /// An access token given by hand (default: the managed token of --authorizer, or of
-    /// the app when its appsecret is set).
+    /// the app when its appsecret is set). With it, the checks against the settable list
+    /// and `@FILE` uploads are not available.
     #[arg(long, env = "WXPUSH_ACCESS_TOKEN", hide_env_values = true)]
     access_token: Option<String>,
     /// The API host (default: api_base from the configuration, env WXPUSH_API_BASE).
     #[arg(long)]
     api_base: Option<String>,
-    /// The configured app the result will arrive for (default: the default app).
+    /// The configured app the result will arrive for (default: the default app, or the
+    /// platform the authorizer authorized).
     #[arg(long)]
     app: Option<String>,
     /// The authorizer app id, when a third-party platform submits for a Mini Program.
     #[arg(long)]
     authorizer: Option<String>,
+    /// Print the submissions as JSON, one per line.
+    #[arg(long)]
+    json: bool,
 }
 
 fn request_from(args: &AddCategoryArgs) -> anyhow::Result<AddCategoryRequest> {
@@ -58,33 +63,73 @@ fn request_from(args: &AddCategoryArgs) -> anyhow::Result<AddCategoryRequest> {
     let (Some(first), Some(second)) = (args.first, args.second) else {
         bail!("give --first and --second, or --file");
     };
-    let certicates = args
-        .certs
-        .iter()
-        .map(|c| {
-            c.split_once('=')
-                .filter(|(k, v)| !k.is_empty() && !v.is_empty())
-                .map(|(k, v)| Certificate {
-                    key: k.to_owned(),
-                    value: v.to_owned(),
-                    expire_time: None,
-                    is_permanent: None,
-                })
-                .with_context(|| format!("--cert: expected NAME=MEDIA_ID, got {c:?}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(AddCategoryRequest {
         categories: vec![Category {
             first,
             second,
-            certicates,
+            certicates: Vec::new(),
         }],
     })
 }
 
 /// Runs `wxpush add-category`.
 pub(crate) fn add_category(config: &Config, args: AddCategoryArgs) -> anyhow::Result<()> {
-    let request = request_from(&args)?;
+    let mut request = request_from(&args)?;
+    let given = match args.access_token.as_deref().map(str::trim) {
+        Some("") => bail!("--access-token (or WXPUSH_ACCESS_TOKEN) is empty"),
+        given => given.map(|t| Secret::new(t.to_owned())),
+    };
+    runtime()?.block_on(async {
+        // The inbox first: a submission the platform accepted must have somewhere to go.
+        let store = wxpush::service::open_existing_store(config).await?; // the error names the store and the cause
+        let submissions = match given {
+            Some(token) => {
+                request.categories[0].certicates = args.certs.given(None).await?;
+                add_by_hand(config, &args, &store, &token, &request).await?
+            }
+            None => {
+                let (service, target) =
+                    account(config, &store, args.app.as_deref(), args.authorizer.as_deref()).await?;
+                let certs = args.certs.given(Some((&service, &target))).await?;
+                if args.file.is_none() {
+                    request.categories[0].certicates = certs;
+                }
+                let (submissions, warnings) = service
+                    .add(&target, &request)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("addcategory failed: {e}"))?;
+                for warning in warnings {
+                    super::out::error_line(format_args!("warning: {warning}"));
+                }
+                submissions
+            }
+        };
+        for s in &submissions {
+            if args.json {
+                outln!("{}", serde_json::to_string(s)?)?;
+            } else {
+                outln!(
+                    "submitted category {}/{} for app {}{} as {}: pending review; the result arrives as a wxa_category_audit push (see `wxpush categories`)",
+                    s.first,
+                    s.second,
+                    s.app,
+                    s.authorizer_appid.as_deref().map(|a| format!(" (authorizer {a})")).unwrap_or_default(),
+                    s.id
+                )?;
+            }
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// Submits with a token given by hand, without the checks a managed account gets.
+async fn add_by_hand(
+    config: &Config,
+    args: &AddCategoryArgs,
+    store: &std::sync::Arc<dyn Store>,
+    token: &Secret<String>,
+    request: &AddCategoryRequest,
+) -> anyhow::Result<Vec<Submission>> {
     let app = match args.app.as_deref() {
         None => &config.app,
         Some(name) => config
@@ -92,81 +137,39 @@ pub(crate) fn add_category(config: &Config, args: AddCategoryArgs) -> anyhow::Re
             .find(|a| a.name == name)
             .with_context(|| format!("--app: no app named {name:?}"))?,
     };
-    let given = match args.access_token.as_deref().map(str::trim) {
-        Some("") => bail!("--access-token (or WXPUSH_ACCESS_TOKEN) is empty"),
-        given => given.map(|t| Secret::new(t.to_owned())),
-    };
-    let managed = match (&given, &args.authorizer) {
-        (Some(_), _) => None,
-        (None, Some(authorizer)) => Some(authorizer.clone()),
-        (None, None) => match config.tokens.app(&app.appid) {
-            Some(m) if m.kind == AppKind::MiniProgram => Some(app.appid.clone()),
-            _ => bail!(
-                "no access token: give --authorizer APPID (an authorizer of a third-party platform whose component_appsecret is set), set appsecret for the app, or give --access-token"
-            ),
-        },
-    };
     let api_base = args
         .api_base
         .clone()
         .unwrap_or_else(|| config.tokens.api_base.clone());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        // The inbox first: a submission the platform accepted must have somewhere to go.
-        let store = wxpush::service::open_existing_store(config).await?; // the error names the store and the cause
-        let client = ApiClient::new(&api_base)?;
-        match (&given, &managed) {
-            (Some(token), _) => category::add_category(&client, token, &request)
-                .await
-                .map_err(|e| anyhow::anyhow!("addcategory failed: {e}"))?,
-            (None, Some(appid)) => {
-                let service = TokenService::with_client(config.tokens.clone(), Arc::clone(&store), client.clone());
-                service
-                    .with_token(appid, |token| {
-                        let (client, request) = (&client, &request);
-                        async move { category::add_category(client, &token, request).await }
-                    })
-                    .await
-                    .map_err(|e| anyhow::anyhow!("addcategory failed: {e}"))?;
-            }
-            (None, None) => bail!("no access token"),
-        }
-        for category in &request.categories {
-            let now = clock::now_ms();
-            store
-                .record_submission(Submission {
-                    id: format!("sub_{now:x}{:06x}", rand::random::<u32>() & 0xff_ffff),
-                    app: app.name.clone(),
-                    authorizer_appid: args.authorizer.clone(),
-                    first: category.first.to_string(),
-                    second: category.second.to_string(),
-                    status: "pending".into(),
-                    reason: String::new(),
-                    submitted_at: now,
-                    resolved_at: None,
-                    event_id: None,
-                })
-                .await?;
-            outln!(
-                "submitted category {}/{} for app {}{}: pending review; the result arrives as a wxa_category_audit push (see `wxpush categories`)",
-                category.first,
-                category.second,
-                app.name,
-                args.authorizer.as_deref().map(|a| format!(" (authorizer {a})")).unwrap_or_default()
-            )?;
-        }
-        anyhow::Ok(())
-    })
+    let client = ApiClient::new(&api_base)?;
+    category::add_category(&client, token, request)
+        .await
+        .map_err(|e| anyhow::anyhow!("addcategory failed: {e}"))?;
+    let mut out = Vec::new();
+    for c in &request.categories {
+        let now = clock::now_ms();
+        let submission = Submission {
+            id: format!("sub_{now:x}{:06x}", rand::random::<u32>() & 0xff_ffff),
+            app: app.name.clone(),
+            authorizer_appid: args.authorizer.clone(),
+            first: c.first.to_string(),
+            second: c.second.to_string(),
+            status: "pending".into(),
+            reason: String::new(),
+            submitted_at: now,
+            resolved_at: None,
+            event_id: None,
+            source: None,
+        };
+        store.record_submission(submission.clone()).await?;
+        out.push(submission);
+    }
+    Ok(out)
 }
 
-/// Runs `wxpush categories`.
+/// Runs `wxpush categories` (the submissions).
 pub(crate) fn list(config: &Config, json: bool) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let rows = runtime.block_on(async {
+    let rows = runtime()?.block_on(async {
         let store = wxpush::service::open_existing_store(config).await?; // the error names the store and the cause
         anyhow::Ok(store.submissions().await?)
     })?;
@@ -181,9 +184,10 @@ pub(crate) fn list(config: &Config, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     outln!(
-        "{:<28}  {:<9}  {:<8}  {:<20}  {:<15}  {:<24}  {:<24}  REASON",
+        "{:<28}  {:<9}  {:<10}  {:<8}  {:<20}  {:<15}  {:<24}  {:<24}  REASON",
         "ID",
         "STATUS",
+        "RESOLVED BY",
         "APP",
         "AUTHORIZER",
         "CATEGORY",
@@ -192,9 +196,10 @@ pub(crate) fn list(config: &Config, json: bool) -> anyhow::Result<()> {
     )?;
     for r in &rows {
         outln!(
-            "{:<28}  {:<9}  {:<8}  {:<20}  {:<15}  {:<24}  {:<24}  {}",
+            "{:<28}  {:<9}  {:<10}  {:<8}  {:<20}  {:<15}  {:<24}  {:<24}  {}",
             Printable(&r.id),
             r.status,
+            r.source.as_deref().unwrap_or("-"),
             Printable(&r.app),
             Printable(r.authorizer_appid.as_deref().unwrap_or("-")),
             Printable(&format!("{}/{}", r.first, r.second)),

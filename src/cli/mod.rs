@@ -3,6 +3,7 @@
 
 pub(crate) mod bulk;
 pub(crate) mod categories;
+pub(crate) mod category_commands;
 pub(crate) mod decrypt;
 pub(crate) mod events;
 pub(crate) mod healthcheck;
@@ -50,12 +51,18 @@ enum Command {
     Decrypt(decrypt::DecryptArgs),
     /// Submit a category for review (`addcategory`) and track it as pending.
     AddCategory(categories::AddCategoryArgs),
-    /// List category submissions and the review results that resolved them.
+    /// Category submissions and how each was resolved; with a subcommand, the settable
+    /// list, what is set, delete and modify.
     Categories {
-        /// One JSON object per line.
+        /// One JSON object per line (the submissions).
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        command: Option<category_commands::CategoriesCommand>,
     },
+    /// Temporary media for qualification documents.
+    #[command(subcommand)]
+    Media(category_commands::MediaCommand),
     /// Exit 0 when the local server answers /healthz (for container health checks).
     Healthcheck {
         /// The URL to check; default: /healthz on admin_listen, or on listen without it.
@@ -110,7 +117,15 @@ pub(crate) fn main() -> ExitCode {
         Command::VerifyUrl { url, app } => verify_url::verify_url(&config, &url, app.as_deref()),
         Command::Decrypt(args) => decrypt::decrypt(&config, args),
         Command::AddCategory(args) => categories::add_category(&config, args),
-        Command::Categories { json } => categories::list(&config, json),
+        Command::Categories {
+            json,
+            command: None,
+        } => categories::list(&config, json),
+        Command::Categories {
+            command: Some(command),
+            ..
+        } => category_commands::run(&config, command),
+        Command::Media(command) => category_commands::media(&config, command),
         Command::Healthcheck { url } => healthcheck::run(&config, url.as_deref()),
         Command::Tokens(command) => tokens::tokens(&config, command),
         Command::Authorizers(command) => tokens::authorizers(&config, command),

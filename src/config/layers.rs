@@ -43,6 +43,11 @@ pub(super) const ENV_OVERRIDES: &[(&str, &[&str], ValueKind)] = &[
         ValueKind::Integer,
     ),
     (
+        "WXPUSH_CATEGORIES_RECONCILE_SECS",
+        &["categories", "reconcile_secs"],
+        ValueKind::Integer,
+    ),
+    (
         "WXPUSH_ADMIN_API_TOKEN",
         &["admin", "api_token"],
         ValueKind::Text,

@@ -104,8 +104,9 @@ impl Config {
     /// `[tokens]` and `[admin]`.
     fn tokens_toml(&self) -> String {
         format!(
-            "\n[tokens]\nrefresh_margin_secs = {}\n\n[admin]\napi_token = \"{}\"\n",
+            "\n[tokens]\nrefresh_margin_secs = {}\n\n[categories]\nreconcile_secs = {}\n\n[admin]\napi_token = \"{}\"\n",
             self.tokens.refresh_margin.as_secs(),
+            self.categories_reconcile.map_or(0, |d| d.as_secs()),
             self.admin_api_token
                 .as_ref()
                 .map_or_else(String::new, |t| mask(t.expose().len())),

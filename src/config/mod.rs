@@ -80,6 +80,9 @@ pub struct Config {
     pub alerts: Option<AlertsConfig>,
     /// The token service: managed apps, `api_base`, `secrets_key`, `[tokens]`.
     pub tokens: TokensConfig,
+    /// `categories.reconcile_secs`: how often accounts with submissions in review are
+    /// pulled; `None` = never.
+    pub categories_reconcile: Option<Duration>,
     /// `[admin] api_token`: the bearer token of the operator API; `None` = not served.
     pub admin_api_token: Option<Secret<String>>,
     /// What to say about deprecated keys the configuration uses (logged by `serve`).

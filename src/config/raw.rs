@@ -27,6 +27,7 @@ pub(super) struct RawConfig {
     pub(super) api_base: String,
     pub(super) secrets_key: String,
     pub(super) tokens: RawTokens,
+    pub(super) categories: RawCategories,
     pub(super) admin: RawAdmin,
     pub(super) webhook: RawWebhook,
     pub(super) command: RawCommand,
@@ -193,6 +194,13 @@ pub(super) struct RawApp {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTokens {
     pub(super) refresh_margin_secs: i64,
+}
+
+/// `[categories]`: the category workflow's timing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCategories {
+    pub(super) reconcile_secs: i64,
 }
 
 /// `[admin]`: access to the operator endpoints.

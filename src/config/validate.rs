@@ -40,6 +40,12 @@ impl Config {
         let apps: Vec<&App> = std::iter::once(&app).chain(&extra_apps).collect();
         let tokens = validate_tokens(&apps, secrets, &raw.api_base, &raw.secrets_key, &raw.tokens)?;
         let admin_api_token = validate_admin(raw.admin)?;
+        let reconcile = positive(
+            raw.categories.reconcile_secs,
+            "categories.reconcile_secs",
+            0,
+        )?;
+        let categories_reconcile = (reconcile > 0).then(|| Duration::from_secs(reconcile as u64));
         let routes = validate_routes(raw.routes, &handler, &apps)?;
         let alerts = validate_alerts(raw.alerts)?;
         Ok(Self {
@@ -60,6 +66,7 @@ impl Config {
             routes,
             alerts,
             tokens,
+            categories_reconcile,
             admin_api_token,
             deprecations,
         })

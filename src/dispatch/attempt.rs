@@ -9,7 +9,7 @@ use super::{Alert, AlertKind, Alerts, DeliveryPolicy};
 use crate::clock;
 use crate::handler::BoxHandler;
 use crate::observe::{self, Metrics};
-use crate::store::{DeliveryKey, Record, Store, StoreError};
+use crate::store::{DeliveryKey, KnownAudit, Record, Store, StoreError, scalar_text};
 
 /// What an attempt needs, owned: each attempt runs as a task of its own, so that attempts
 /// waiting on the store (or the handler) never wait for the dispatcher to poll them.
@@ -44,6 +44,16 @@ impl Attempting {
     ) -> Finished {
         let event = &record.event;
         let route = record.route.clone();
+        if let Some(reconciled) = self.already_known(&record).await {
+            tracing::info!(id = %event.id, route = %route, reconciled = %reconciled, "category audit push not delivered: its result was already delivered as the reconciled event");
+            let outcome = Outcome::Delivered(record.key());
+            let written = outcome.write(&*self.store).await;
+            return Finished {
+                success: true,
+                outcome,
+                written,
+            };
+        }
         self.metrics.record(|| {
             metrics::counter!(observe::DELIVERY_ATTEMPTS, "route" => route.clone()).increment(1);
         });
@@ -79,6 +89,32 @@ impl Attempting {
             return self.probe_failed(&record, error).await;
         }
         self.failed(record.key(), record.attempts, error).await
+    }
+
+    /// For a pushed category audit whose result a reconciling pull already delivered (as
+    /// its own event): that event's id. The push is then kept, and not delivered again.
+    /// When the store cannot tell, the push is delivered (at least once).
+    async fn already_known(&self, record: &Record) -> Option<String> {
+        let event = &record.event;
+        let audit = event.category_audit()?;
+        if event.source() != crate::event::Source::Push {
+            return None;
+        }
+        let known = KnownAudit {
+            event_id: event.id.clone(),
+            app: event.app.clone(),
+            authorizer_appid: event.authorizer_appid.clone(),
+            first: scalar_text(&audit.first).trim().to_owned(),
+            second: scalar_text(&audit.second).trim().to_owned(),
+            result: audit.result.as_str().to_owned(),
+        };
+        match self.store.already_known(known).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(%error, "cannot tell whether a category audit was already reconciled: delivering it");
+                None
+            }
+        }
     }
 
     /// An attempt's task panicked (in the handler): a failed attempt like any other.

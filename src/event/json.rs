@@ -9,6 +9,7 @@ use super::*;
 pub(crate) struct EventJson<'a, H: Serialize, T: Serialize> {
     id: &'a str,
     received_at: Option<String>,
+    source: &'static str,
     #[serde(flatten)]
     head: H,
     app: &'a str,
@@ -38,6 +39,7 @@ impl Event {
         EventJson {
             id: &self.id,
             received_at: self.received_at.map(clock::rfc3339),
+            source: self.source().as_str(),
             head,
             app: &self.app,
             authorizer_appid: self.authorizer_appid.as_deref(),

@@ -21,6 +21,29 @@ use crate::event::fields::{Fields, Format};
 pub const CATEGORY_AUDIT: &str = "wxa_category_audit";
 /// `InfoType` value of the third-party platform's ticket push.
 pub const COMPONENT_VERIFY_TICKET: &str = "component_verify_ticket";
+/// The field of a category audit wxpush made from a pull of the current categories (see
+/// [`Source::Reconciled`]); pushes never carry it.
+pub const SOURCE_FIELD: &str = "WxpushSource";
+
+/// Where an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The platform pushed it.
+    Push,
+    /// wxpush found a category's review result by pulling the current categories before any
+    /// push reported it, and made the audit event the push would have been.
+    Reconciled,
+}
+
+impl Source {
+    /// As in the event's JSON (`source`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Push => "push",
+            Self::Reconciled => "reconciled",
+        }
+    }
+}
 
 /// One message pushed by the platform, with where it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,6 +268,14 @@ impl Event {
             key.push_str(id(&audit.second).trim());
         }
         key.replace('\0', "\u{fffd}")
+    }
+
+    /// Where the event came from: a push, or a reconciling pull.
+    pub fn source(&self) -> Source {
+        match self.fields.get(SOURCE_FIELD).map(str::trim) {
+            Some("reconciled") => Source::Reconciled,
+            _ => Source::Push,
+        }
     }
 
     /// The event's name: `Event`, else `InfoType`, else `MsgType`, else `unknown`.

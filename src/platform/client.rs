@@ -91,7 +91,34 @@ pub fn fix(errcode: i64) -> &'static str {
             "the authorizer's refresh token is invalid: wxpush recovers it with `wxpush authorizers import` (api_get_authorizer_list); if it is not listed, the Mini Program must authorize again"
         }
         40007 => {
-            "invalid media_id: a media id is unknown, expired (temporary media last 3 days) or from another account; upload the file again"
+            "invalid media_id: a media id is unknown, expired (temporary media last 3 days) or from another account; upload the file again with `wxpush media upload FILE --authorizer APPID` (or `--cert NAME=@FILE`)"
+        }
+        40004 | 40005 | 40006 | 40009 => {
+            "the file is not accepted as an image: upload a JPG or PNG of at most 10 MB"
+        }
+        53300 => "the account's category changes for this month are used up: try next month",
+        53301 => "the account already has the most categories it may set: delete one first",
+        53302 => {
+            "this account's type (its subject) may not set this category: pick another from `wxpush categories settable`"
+        }
+        53303 => {
+            "the request's parameters are invalid: check first/second against `wxpush categories settable` (ids are numbers; a category may have been replaced by a newer one)"
+        }
+        53304 => "the category is already set on the account (see `wxpush categories current`)",
+        53305 => {
+            "the request includes a category that failed the platform's checks: remove it and submit the others"
+        }
+        53306 => "modifycategory only changes qualifications, not the category ids",
+        53307 => {
+            "only a rejected category can be modified: see its state with `wxpush categories current`"
+        }
+        53308 => "a category in review cannot be deleted: wait for its result",
+        53309 => "this category (social red packets) cannot be deleted",
+        53310 => {
+            "the account is at its category limit; more can be asked for only through the platform's console"
+        }
+        53311 => {
+            "this category needs qualifications: give each document `wxpush categories settable` names, as --cert NAME=MEDIA_ID or NAME=@FILE"
         }
         -1 => "system busy: retried; try again later",
         _ => "see the platform's error code list",
@@ -164,6 +191,33 @@ impl ApiClient {
                 self.http
                     .post(url)
                     .header("content-type", "application/json")
+                    .body(body.clone())
+            },
+            path,
+        )
+        .await
+    }
+
+    /// POSTs `body` as it is, of `content_type`, with the token (if any) and `query`.
+    ///
+    /// # Errors
+    /// [`ApiError`].
+    pub async fn post_raw<T: DeserializeOwned>(
+        &self,
+        api: &'static str,
+        path: &str,
+        token: Option<(&'static str, &Secret<String>)>,
+        query: &[(&str, &str)],
+        (content_type, body): (&str, Vec<u8>),
+    ) -> Result<T, ApiError> {
+        self.call(
+            api,
+            token,
+            |url| {
+                self.http
+                    .post(url)
+                    .query(query)
+                    .header("content-type", content_type)
                     .body(body.clone())
             },
             path,

@@ -4,6 +4,7 @@
 
 pub mod category;
 pub mod client;
+pub mod media;
 pub mod tokens;
 
 pub use client::{ApiClient, ApiError, DEFAULT_API_BASE};

@@ -4,6 +4,7 @@
 //! [`Store`] is the interface the request path, the dispatcher and the CLI use; [`sqlite`]
 //! is the embedded implementation. A shared server store can implement the same trait.
 
+mod categories;
 mod credentials;
 mod held;
 pub mod postgres;
@@ -14,6 +15,8 @@ use futures_util::future::BoxFuture;
 
 mod record;
 
+pub use categories::MediaRecord;
+pub(crate) use categories::categories_sql;
 pub(crate) use credentials::credentials_sql;
 pub use credentials::{
     CredentialWrite, Credentials, RefreshLock, StoredAuthorizer, StoredTicket, StoredToken,
@@ -267,6 +270,53 @@ pub trait Submissions: Send + Sync + 'static {
 
     /// Submissions (newest first), then audit results that matched no submission.
     fn submissions(&self) -> BoxFuture<'_, Result<Vec<Submission>, StoreError>>;
+
+    /// The submission `id`.
+    fn submission(&self, id: String) -> BoxFuture<'_, Result<Option<Submission>, StoreError>>;
+
+    /// Submissions still waiting for their result, oldest first.
+    fn pending_submissions(&self) -> BoxFuture<'_, Result<Vec<Submission>, StoreError>>;
+
+    /// A pushed audit result (`event_id`, for `app`/`authorizer` and `first`/`second`)
+    /// that a reconciling pull already reported, with the same result: the push is noted on
+    /// that submission, and the id of the event the pull delivered is returned. `None`:
+    /// the push is news.
+    fn already_known(&self, audit: KnownAudit)
+    -> BoxFuture<'_, Result<Option<String>, StoreError>>;
+
+    /// Keeps `appid`'s settable-category list (the platform's JSON) as fetched at `at`.
+    fn cache_settable(
+        &self,
+        appid: String,
+        body: String,
+        at: i64,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// `appid`'s cached settable-category list and when it was fetched.
+    fn settable(&self, appid: String) -> BoxFuture<'_, Result<Option<(String, i64)>, StoreError>>;
+
+    /// Remembers an uploaded media id.
+    fn record_media(&self, media: MediaRecord) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// An uploaded media id wxpush remembers.
+    fn media(&self, media_id: String) -> BoxFuture<'_, Result<Option<MediaRecord>, StoreError>>;
+}
+
+/// A pushed category-audit result, to compare with what a reconciling pull reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownAudit {
+    /// The push's event id.
+    pub event_id: String,
+    /// The configured app.
+    pub app: String,
+    /// The authorizer, when known.
+    pub authorizer_appid: Option<String>,
+    /// First-level category id, as text.
+    pub first: String,
+    /// Second-level category id, as text.
+    pub second: String,
+    /// `passed` or `rejected`.
+    pub result: String,
 }
 
 /// A whole store: every store implements all four, and callers that need more than one

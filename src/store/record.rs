@@ -318,6 +318,9 @@ pub struct Submission {
     pub resolved_at: Option<i64>,
     /// The audit event that resolved it.
     pub event_id: Option<String>,
+    /// How it was resolved: `push` (the platform's push) or `reconciled` (a pull of the
+    /// current categories found the result first).
+    pub source: Option<String>,
 }
 
 impl Submission {
@@ -336,6 +339,7 @@ impl Submission {
             submitted_at: event.received_at.unwrap_or_default(),
             resolved_at: event.received_at,
             event_id: Some(event.id.clone()),
+            source: Some(event.source().as_str().to_owned()),
         })
     }
 }

@@ -270,6 +270,20 @@ impl TokenService {
         }
     }
 
+    /// The managed component `authorizer` authorized, if it is a known authorizer.
+    pub async fn component_of(&self, authorizer: &str) -> Option<String> {
+        let stored = self
+            .inner
+            .store
+            .authorizer(authorizer.to_owned())
+            .await
+            .ok()??;
+        self.inner
+            .config
+            .app(&stored.component_appid)
+            .map(|a| a.appid.clone())
+    }
+
     /// What `appid` is: a managed app, or an authorizer of a managed component.
     async fn kind_of(&self, appid: &str) -> Result<Kind, TokenError> {
         if let Some(app) = self.inner.config.app(appid) {

@@ -40,8 +40,17 @@ pub struct Platform {
     pub grace: Duration,
     /// Hold the answer of the next `api_authorizer_token` (after rotating) for this long.
     pub hold_authorizer_token: Option<Duration>,
-    /// Categories added, per authorizer.
-    pub added: Vec<(String, Value)>,
+    /// Categories added: the account and the request body exactly as received.
+    pub added: Vec<(String, String)>,
+    /// Categories set, per account: `{first, first_name, second, second_name,
+    /// audit_status, audit_reason}`.
+    pub categories: HashMap<String, Vec<Value>>,
+    /// Media uploaded: id → (account, file name, when it expires).
+    pub media: HashMap<String, (String, String, Instant)>,
+    /// Lifetime of uploaded media.
+    pub media_lifetime: Duration,
+    /// How old new uploads claim to be (`created_at` in the past), in ms.
+    pub media_age_ms: i64,
     counter: u64,
 }
 
@@ -60,12 +69,13 @@ impl FakePlatform {
         let state = Arc::new(Mutex::new(Platform {
             expires_in: Duration::from_secs(7200),
             grace: Duration::from_secs(300),
+            media_lifetime: Duration::from_secs(3 * 24 * 3600),
             ..Platform::default()
         }));
         let app = Router::new()
             .route("/cgi-bin/component/{api}", post(component))
             .route("/cgi-bin/stable_token", post(stable))
-            .route("/cgi-bin/wxopen/addcategory", post(add_category))
+            .merge(crate::fake_categories::routes())
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -115,12 +125,12 @@ impl FakePlatform {
 }
 
 impl Platform {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.counter += 1;
         self.counter
     }
 
-    fn count(&mut self, api: &str) {
+    pub(crate) fn count(&mut self, api: &str) {
         *self.calls.entry(api.to_owned()).or_default() += 1;
     }
 
@@ -136,7 +146,7 @@ impl Platform {
     }
 
     /// Whether `token` is `appid`'s current, unexpired token: the errcode if not.
-    fn check(&self, appid: &str, token: &str) -> Option<i64> {
+    pub(crate) fn check(&self, appid: &str, token: &str) -> Option<i64> {
         match self.tokens.get(appid) {
             Some((current, until)) if current == token && *until > Instant::now() => None,
             Some((current, _)) if current == token => Some(42001),
@@ -166,11 +176,11 @@ impl Platform {
     }
 }
 
-fn err(code: i64) -> Json<Value> {
+pub(crate) fn err(code: i64) -> Json<Value> {
     Json(json!({"errcode": code, "errmsg": format!("fake error {code}")}))
 }
 
-type Shared = State<Arc<Mutex<Platform>>>;
+pub(crate) type Shared = State<Arc<Mutex<Platform>>>;
 
 async fn component(
     State(state): Shared,
@@ -274,27 +284,4 @@ async fn stable(State(state): Shared, Json(body): Json<Value>) -> Json<Value> {
             Json(json!({"access_token": t["token"], "expires_in": t["expires_in"]}))
         }
     }
-}
-
-async fn add_category(
-    State(state): Shared,
-    Query(query): Query<HashMap<String, String>>,
-    Json(body): Json<Value>,
-) -> Json<Value> {
-    let mut p = state.lock().expect("lock");
-    p.count("addcategory");
-    let given = query.get("access_token").cloned().unwrap_or_default();
-    let owner = p
-        .tokens
-        .iter()
-        .find(|(_, (t, _))| *t == given)
-        .map(|(appid, _)| appid.clone());
-    let Some(owner) = owner else {
-        return err(40001);
-    };
-    if let Some(code) = p.check(&owner, &given) {
-        return err(code);
-    }
-    p.added.push((owner, body));
-    Json(json!({"errcode": 0, "errmsg": "ok"}))
 }

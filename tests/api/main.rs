@@ -3,12 +3,14 @@
 
 mod alerts;
 mod bulk;
+mod categories;
 mod cli;
 mod container;
 mod debug_tools;
 mod delivery;
 mod downstream;
 mod edge;
+mod fake_categories;
 mod fake_platform;
 mod helpers;
 mod image;

@@ -11,6 +11,7 @@ use crate::cli::wxpush;
 use crate::fake_platform::{COMPONENT, FakePlatform};
 use crate::helpers::{Behavior, TestApp, app_toml, database_url, fresh_schema, pg_toml};
 use crate::integrations::metric;
+use crate::tokens_support::authorize;
 use crate::tokens_support::{
     API_TOKEN, AUTHORIZER, authorization_push, cli_env, get_token, invalidate, platform_toml,
     ticket_push, wait_for_token,
@@ -137,17 +138,6 @@ async fn a_pushed_ticket_gives_the_component_token_which_survives_a_restart() {
     app.stop().await;
 }
 
-/// A ticket push, then `AUTHORIZER` authorizes the platform; waits until its token is served.
-async fn authorize(app: &TestApp, fake: &FakePlatform, admin: &str) {
-    app.push_safe("/wechat", &ticket_push(&fake.new_ticket()))
-        .await;
-    wait_for_token(admin, COMPONENT).await;
-    let code = fake.authorize(AUTHORIZER);
-    let push = authorization_push("authorized", AUTHORIZER, &code);
-    app.push_safe("/wechat", &push).await;
-    wait_for_token(admin, AUTHORIZER).await;
-}
-
 /// An `authorized` push is exchanged (api_query_auth, with its code) for the authorizer's
 /// token, which the API then serves; `unauthorized` drops it.
 // The CLI blocks its thread: the fake platform answers from another.
@@ -234,10 +224,15 @@ async fn a_refused_token_is_refreshed_once_and_only_if_still_current() {
     let admin = app.admin_url.clone().expect("admin_listen");
     authorize(&app, &fake, &admin).await;
     let first = get_token(&admin, AUTHORIZER).await.1;
-    fake.revoke(AUTHORIZER);
-
     let envs = cli_env(&app, &fake);
     let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // The settable list is cached first, so that addcategory is the call that is refused.
+    let (ok, _, err) = wxpush(
+        &["categories", "settable", "--authorizer", AUTHORIZER],
+        &envs,
+    );
+    assert!(ok, "{err}");
+    fake.revoke(AUTHORIZER);
     let (ok, out, err) = wxpush(
         &[
             "add-category",
@@ -246,7 +241,7 @@ async fn a_refused_token_is_refreshed_once_and_only_if_still_current() {
             "--first",
             "8",
             "--second",
-            "39",
+            "40",
         ],
         &envs,
     );

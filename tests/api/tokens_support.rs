@@ -110,3 +110,14 @@ pub(crate) fn cli_env(app: &TestApp, fake: &FakePlatform) -> Vec<(&'static str, 
         ("WXPUSH_API_BASE", fake.url.clone()),
     ]
 }
+
+/// A ticket push, then `AUTHORIZER` authorizes the platform; waits until its token is served.
+pub(crate) async fn authorize(app: &TestApp, fake: &FakePlatform, admin: &str) {
+    app.push_safe("/wechat", &ticket_push(&fake.new_ticket()))
+        .await;
+    wait_for_token(admin, COMPONENT).await;
+    let code = fake.authorize(AUTHORIZER);
+    let push = authorization_push("authorized", AUTHORIZER, &code);
+    app.push_safe("/wechat", &push).await;
+    wait_for_token(admin, AUTHORIZER).await;
+}

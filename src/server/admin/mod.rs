@@ -1,7 +1,9 @@
 //! The operator API on `admin_listen`: every request needs `Authorization: Bearer` with
 //! `admin.api_token`, compared in constant time; without it, 401. Served only on
-//! `admin_listen`, never on `listen`. Today: the token API ([`tokens`]).
+//! `admin_listen`, never on `listen`: the token API (`tokens.rs`) and the category API
+//! (`categories.rs`).
 
+mod categories;
 mod tokens;
 
 use axum::Router;
@@ -12,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::categories::CategoryService;
 use crate::secret::Secret;
 use crate::tokens::TokenService;
 
@@ -22,18 +25,29 @@ pub struct OperatorApi {
     api_token: Secret<String>,
     /// The token service, when any app's tokens are managed.
     tokens: Option<TokenService>,
+    /// The category workflow, on the same tokens.
+    categories: Option<CategoryService>,
 }
 
 impl OperatorApi {
-    /// The API behind `api_token`, serving `tokens`' tokens.
-    pub fn new(api_token: Secret<String>, tokens: Option<TokenService>) -> Self {
-        Self { api_token, tokens }
+    /// The API behind `api_token`, serving `tokens`' tokens and `categories`.
+    pub fn new(
+        api_token: Secret<String>,
+        tokens: Option<TokenService>,
+        categories: Option<CategoryService>,
+    ) -> Self {
+        Self {
+            api_token,
+            tokens,
+            categories,
+        }
     }
 }
 
 /// The `/v1/` routes, behind the bearer token.
 pub(super) fn routes(api: OperatorApi) -> Router {
     tokens::routes()
+        .merge(categories::routes())
         .layer(middleware::from_fn_with_state(api.clone(), require_bearer))
         .with_state(api)
 }

@@ -111,6 +111,11 @@ ALTER TABLE quarantine ADD COLUMN discarded_at bigint;
         name: "tickets, tokens, authorizers",
         sql: crate::store::credentials_sql::TABLES,
     },
+    Migration {
+        version: 5,
+        name: "settable categories, media, how submissions were resolved",
+        sql: crate::store::categories_sql::TABLES,
+    },
 ];
 
 /// After migration 3: pending category audits get the ordering key new ones have

@@ -20,6 +20,7 @@ mod insert;
 mod migrations;
 mod new_rows;
 mod rows;
+mod submissions;
 mod tls;
 
 use rows::*;
@@ -37,7 +38,7 @@ use self::errors::{classify, open_error, pool_error};
 use self::insert::Owner;
 use super::{
     Admin, DeliveryKey, DueQuery, Inbox, Lease, ListFilter, NO_ROUTE, QuarantinedPush, Record,
-    Recorded, Stats, Status, StoreError, StoredEvent, Submission, Submissions,
+    Recorded, Stats, Status, StoreError, StoredEvent,
 };
 use crate::clock;
 use crate::event::Event;

@@ -86,7 +86,8 @@ pub(super) async fn resolve_submission(
     };
     let stmt = client
         .prepare_cached(
-            "UPDATE submissions SET status = $1, reason = $2, resolved_at = $3, event_id = $4
+            "UPDATE submissions SET status = $1, reason = $2, resolved_at = $3, event_id = $4,
+                                    source = $9
              WHERE seq = (SELECT seq FROM submissions
                           WHERE status = 'pending' AND app = $5 AND first = $6 AND second = $7
                             AND (authorizer_appid IS NULL OR $8::text IS NULL OR authorizer_appid = $8)
@@ -105,6 +106,7 @@ pub(super) async fn resolve_submission(
                 &text(scalar_text(&audit.first).trim()),
                 &text(scalar_text(&audit.second).trim()),
                 &event.authorizer_appid.as_deref().map(text),
+                &event.source().as_str(),
             ],
         )
         .await?;

@@ -1,4 +1,4 @@
-//! Looking at and repairing the SQLite inbox, and its category submissions.
+//! Looking at and repairing the SQLite inbox.
 
 use futures_util::future::BoxFuture;
 use rusqlite::params;
@@ -229,58 +229,6 @@ impl Admin for SqliteStore {
                     OR (status = 'discarded' AND discarded_at < ?1)",
                 params![before],
             )
-        })
-    }
-}
-
-impl Submissions for SqliteStore {
-    fn record_submission(&self, s: Submission) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.write(move |tx| {
-            exec(tx,
-                "INSERT INTO submissions (id, app, authorizer_appid, first, second, status, submitted_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
-                params![s.id, s.app, s.authorizer_appid, s.first, s.second, s.submitted_at],
-            )?;
-            tx.open_submissions.set(Some(true));
-            Ok(())
-        })
-    }
-
-    fn submissions(&self) -> BoxFuture<'_, Result<Vec<Submission>, StoreError>> {
-        self.read(|conn| {
-            let mut out = Vec::new();
-            let mut stmt = db(conn.prepare_cached(
-                "SELECT id, app, authorizer_appid, first, second, status, reason, submitted_at,
-                        resolved_at, event_id FROM submissions ORDER BY seq DESC",
-            ))?;
-            let rows = db(stmt.query_map([], |r| {
-                Ok(Submission {
-                    id: r.get(0)?,
-                    app: r.get(1)?,
-                    authorizer_appid: r.get(2)?,
-                    first: r.get(3)?,
-                    second: r.get(4)?,
-                    status: r.get(5)?,
-                    reason: r.get(6)?,
-                    submitted_at: r.get(7)?,
-                    resolved_at: r.get(8)?,
-                    event_id: r.get(9)?,
-                })
-            }))?;
-            for row in rows {
-                out.push(db(row)?);
-            }
-            let mut stmt = db(conn.prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events e WHERE event_name = 'wxa_category_audit'
-                 AND id NOT IN (SELECT event_id FROM submissions WHERE event_id IS NOT NULL)
-                 AND seq = (SELECT min(seq) FROM events f WHERE f.id = e.id)
-                 ORDER BY seq DESC"
-            )))?;
-            let rows = db(stmt.query_map([], row_to_record))?;
-            for row in rows {
-                out.extend(Submission::unmatched(&db(row)?.event));
-            }
-            Ok(out)
         })
     }
 }

@@ -20,7 +20,7 @@ use super::held::Held;
 use super::scalar_text;
 use super::{
     Admin, DeliveryKey, DueQuery, Inbox, Lease, ListFilter, NO_ROUTE, QuarantinedPush, Record,
-    Recorded, Stats, Status, StoreError, StoredEvent, Submission, Submissions,
+    Recorded, Stats, Status, StoreError, StoredEvent,
 };
 use crate::clock;
 use crate::event::Event;
@@ -36,6 +36,7 @@ mod credentials;
 mod inbox;
 mod rows;
 mod schema;
+mod submissions;
 mod writer;
 
 use rows::*;

@@ -178,7 +178,8 @@ pub(super) fn resolve_submission(
     };
     exec(
         conn,
-        "UPDATE submissions SET status = ?1, reason = ?2, resolved_at = ?3, event_id = ?4
+        "UPDATE submissions SET status = ?1, reason = ?2, resolved_at = ?3, event_id = ?4,
+                                source = ?9
          WHERE seq = (SELECT seq FROM submissions
                       WHERE status = 'pending' AND app = ?5 AND first = ?6 AND second = ?7
                         AND (authorizer_appid IS NULL OR ?8 IS NULL OR authorizer_appid = ?8)
@@ -191,7 +192,8 @@ pub(super) fn resolve_submission(
             event.app,
             scalar_text(&audit.first).trim(),
             scalar_text(&audit.second).trim(),
-            event.authorizer_appid
+            event.authorizer_appid,
+            event.source().as_str()
         ],
     )?;
     Ok(())

@@ -71,6 +71,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
          ALTER TABLE quarantine ADD COLUMN discarded_at INTEGER;",
     ),
     (4, crate::store::credentials_sql::TABLES),
+    (5, crate::store::categories_sql::TABLES),
 ];
 
 /// After migration 3: pending category audits get the ordering key new ones have

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::store::DEFAULT_ROUTE;
+use crate::store::{DEFAULT_ROUTE, KnownAudit, MediaRecord, Submission, Submissions};
 
 fn audit(n: u32) -> Event {
     Event::parse(
@@ -55,6 +55,7 @@ async fn a_submission_and_its_audit_in_one_batch_are_matched() -> Result<(), Sto
         submitted_at: clock::now_ms(),
         resolved_at: None,
         event_id: None,
+        source: None,
     };
     // All queued before any is awaited, so that the writer, busy with the first, takes
     // the rest in one transaction: audits find no open submission, then the submission
@@ -185,6 +186,7 @@ async fn held_events_of_an_older_inbox_stay_held_after_the_migration() -> Result
     let conn = Connection::open(dir.path().join(DB_FILE)).map_err(classify)?;
     conn.execute_batch(
         "ALTER TABLE events DROP COLUMN held; ALTER TABLE quarantine DROP COLUMN discarded_at;
+         ALTER TABLE submissions DROP COLUMN source; ALTER TABLE submissions DROP COLUMN push_event_id;
          PRAGMA user_version = 1;",
     )
     .map_err(classify)?;
@@ -205,5 +207,93 @@ async fn held_events_of_an_older_inbox_stay_held_after_the_migration() -> Result
         .next()
         .ok_or(StoreError::Closed)?;
     assert!(record.lease.is_none());
+    Ok(())
+}
+
+/// A reconciled audit resolves its submission as `reconciled`; the push that arrives
+/// after it is recognised (once, for that push), media ids and the settable cache keep.
+#[tokio::test]
+async fn reconciled_results_and_late_pushes_are_matched() -> Result<(), StoreError> {
+    let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+    let store = SqliteStore::open(dir.path())?;
+    store
+        .record_submission(Submission {
+            id: "sub_1".into(),
+            app: "demo".into(),
+            authorizer_appid: Some("wxa0000000000000a1".into()),
+            first: "8".into(),
+            second: "39".into(),
+            status: "pending".into(),
+            reason: String::new(),
+            submitted_at: clock::now_ms(),
+            resolved_at: None,
+            event_id: None,
+            source: None,
+        })
+        .await?;
+    let reconciled = Event::parse(
+        "<xml><Event>wxa_category_audit</Event><ret>2</ret><first>8</first><second>39</second><reason>blurred</reason><WxpushSource>reconciled</WxpushSource><WxpushSubmission>sub_1</WxpushSubmission></xml>",
+        "demo",
+        Some("wxa0000000000000a1"),
+    );
+    let reconciled_id = reconciled.id.clone();
+    store.record(reconciled, None).await?;
+    let resolved = store
+        .submission("sub_1".into())
+        .await?
+        .ok_or(StoreError::Closed)?;
+    assert_eq!(
+        (
+            resolved.status.as_str(),
+            resolved.source.as_deref(),
+            resolved.event_id.as_deref()
+        ),
+        ("rejected", Some("reconciled"), Some(reconciled_id.as_str()))
+    );
+    assert!(store.pending_submissions().await?.is_empty());
+    let push = |id: &str, result: &str| KnownAudit {
+        event_id: id.into(),
+        app: "demo".into(),
+        authorizer_appid: Some("wxa0000000000000a1".into()),
+        first: "8".into(),
+        second: "39".into(),
+        result: result.into(),
+    };
+    assert_eq!(
+        store.already_known(push("evt_p", "passed")).await?,
+        None,
+        "another result is news"
+    );
+    assert_eq!(
+        store.already_known(push("evt_p", "rejected")).await?,
+        Some(reconciled_id.clone())
+    );
+    assert_eq!(
+        store.already_known(push("evt_p", "rejected")).await?,
+        Some(reconciled_id),
+        "again, for another route"
+    );
+    assert_eq!(
+        store.already_known(push("evt_q", "rejected")).await?,
+        None,
+        "one push per result"
+    );
+    let media = MediaRecord {
+        media_id: "m1".into(),
+        app: "demo".into(),
+        appid: "wxa0000000000000a1".into(),
+        file: "licence.jpg".into(),
+        created_at: 1,
+        expires_at: 2,
+    };
+    store.record_media(media.clone()).await?;
+    assert_eq!(store.media("m1".into()).await?, Some(media));
+    store
+        .cache_settable("wxa0000000000000a1".into(), "[]".into(), 7)
+        .await?;
+    assert_eq!(
+        store.settable("wxa0000000000000a1".into()).await?,
+        Some(("[]".into(), 7))
+    );
     Ok(())
 }
