@@ -110,6 +110,25 @@ impl CategoryService {
         Ok(Settable::from_nodes(nodes, now))
     }
 
+    /// The categories settable by accounts of `verify_type` (not cached).
+    ///
+    /// # Errors
+    /// [`CategoryError`].
+    pub async fn settable_by_type(
+        &self,
+        appid: &str,
+        verify_type: i64,
+    ) -> Result<Settable, CategoryError> {
+        let client = self.client();
+        let nodes = self
+            .tokens
+            .with_token(appid, |token| async move {
+                category::settable_by_type(client, &token, verify_type).await
+            })
+            .await?;
+        Ok(Settable::from_nodes(nodes, clock::now_ms()))
+    }
+
     /// What `appid` has set, with review states and quotas.
     ///
     /// # Errors

@@ -25,6 +25,10 @@ pub(crate) enum CategoriesCommand {
         /// Fetch the list again instead of the cached one.
         #[arg(long)]
         refresh: bool,
+        /// The categories settable by accounts of this verification type
+        /// (getcategoriesbytype) instead of this account's own list; not cached.
+        #[arg(long)]
+        verify_type: Option<i64>,
     },
     /// The categories set, with their review status and reason, and the quotas.
     Current {
@@ -206,9 +210,12 @@ pub(crate) fn run(config: &Config, command: CategoriesCommand) -> anyhow::Result
     runtime()?.block_on(async {
         let store = wxpush::service::open_existing_store(config).await?; // the error names the store and the cause
         match command {
-            CategoriesCommand::Settable { who, search, refresh } => {
+            CategoriesCommand::Settable { who, search, refresh, verify_type } => {
                 let (service, target) = account(config, &store, who.app.as_deref(), who.authorizer.as_deref()).await?;
-                let settable = service.settable(&target.appid, refresh).await?;
+                let settable = match verify_type {
+                    Some(kind) => service.settable_by_type(&target.appid, kind).await?,
+                    None => service.settable(&target.appid, refresh).await?,
+                };
                 let pairs = match &search {
                     Some(text) => settable.search(text),
                     None => settable.pairs.iter().collect(),
@@ -223,7 +230,11 @@ pub(crate) fn run(config: &Config, command: CategoriesCommand) -> anyhow::Result
             CategoriesCommand::Delete { who, first, second } => {
                 let (service, target) = account(config, &store, who.app.as_deref(), who.authorizer.as_deref()).await?;
                 service.delete(&target.appid, first, second).await?;
-                outln!("deleted category {first}/{second} of {}", target.appid)?;
+                if who.json {
+                    outln!("{}", serde_json::json!({"deleted": {"appid": target.appid, "first": first, "second": second}}))?;
+                } else {
+                    outln!("deleted category {first}/{second} of {}", target.appid)?;
+                }
             }
             CategoriesCommand::Modify { who, first, second, certs } => {
                 let (service, target) = account(config, &store, who.app.as_deref(), who.authorizer.as_deref()).await?;
@@ -232,7 +243,11 @@ pub(crate) fn run(config: &Config, command: CategoriesCommand) -> anyhow::Result
                 for warning in service.modify(&target.appid, &category).await? {
                     super::out::error_line(format_args!("warning: {warning}"));
                 }
-                outln!("modified the qualifications of category {first}/{second} of {}: in review again", target.appid)?;
+                if who.json {
+                    outln!("{}", serde_json::json!({"modified": {"appid": target.appid, "first": first, "second": second}}))?;
+                } else {
+                    outln!("modified the qualifications of category {first}/{second} of {}: in review again", target.appid)?;
+                }
             }
         }
         anyhow::Ok(())

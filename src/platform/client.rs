@@ -328,3 +328,52 @@ fn unreachable(base: &str, error: reqwest::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_the_category_and_token_apis_document_has_its_own_fix() {
+        let generic = fix(99_999);
+        let codes = (53300..=53311).chain([
+            40001, 40014, 42001, 40007, 48001, 61007, 61005, 61006, 61023, -1, 40125, 40164,
+        ]);
+        for code in codes {
+            assert_ne!(fix(code), generic, "{code}");
+        }
+    }
+
+    #[test]
+    fn an_error_shows_the_code_the_platforms_message_and_the_fix() {
+        let error = ApiError::Platform {
+            api: "addcategory",
+            errcode: 53308,
+            errmsg: "in review\r\nforged line".into(),
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with("addcategory: errcode 53308 (in review"),
+            "{text}"
+        );
+        assert!(
+            text.contains("wait for its result") && !text.contains('\n'),
+            "{text}"
+        );
+        assert!(
+            !ApiError::Busy {
+                api: "x",
+                attempts: 4
+            }
+            .is_bad_token()
+        );
+        assert!(
+            ApiError::Platform {
+                api: "x",
+                errcode: 42001,
+                errmsg: String::new()
+            }
+            .is_bad_token()
+        );
+    }
+}

@@ -91,7 +91,7 @@ pub(crate) async fn wait_for_token(admin: &str, appid: &str) -> Value {
 /// The environment for the CLI on `app`'s inbox and configuration.
 pub(crate) fn cli_env(app: &TestApp, fake: &FakePlatform) -> Vec<(&'static str, String)> {
     let platform = &crate::helpers::vectors()["apps"][1];
-    vec![
+    [
         ("WXPUSH_DATA_DIR", app.data_dir.path().display().to_string()),
         ("WXPUSH_APP_NAME", "platform".into()),
         (
@@ -109,6 +109,20 @@ pub(crate) fn cli_env(app: &TestApp, fake: &FakePlatform) -> Vec<(&'static str, 
         ("WXPUSH_COMPONENT_APPSECRET", COMPONENT_SECRET.into()),
         ("WXPUSH_API_BASE", fake.url.clone()),
     ]
+    .into_iter()
+    .chain(store_env(app))
+    .collect()
+}
+
+/// The store settings of `app`, for a CLI on the same inbox.
+fn store_env(app: &TestApp) -> Vec<(&'static str, String)> {
+    match &app.config.store {
+        wxpush::store::StoreKind::Postgres(pg) => vec![
+            ("WXPUSH_DATABASE_URL", pg.url.expose().clone()),
+            ("WXPUSH_POSTGRES_SCHEMA", pg.schema.clone()),
+        ],
+        wxpush::store::StoreKind::Sqlite => Vec::new(),
+    }
 }
 
 /// A ticket push, then `AUTHORIZER` authorizes the platform; waits until its token is served.
