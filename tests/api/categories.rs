@@ -1,6 +1,6 @@
 //! Category management end to end against the fake platform: the settable list, checks
 //! before any call, media upload, submitting by CLI and by HTTP, the result by push, and a
-//! lost push found by the reconciling pull (delivered once, the late push kept).
+//! lost push in `reconcile.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -9,11 +9,10 @@ use serde_json::Value;
 use crate::cli::wxpush;
 use crate::fake_categories::LICENCE;
 use crate::fake_platform::FakePlatform;
-use crate::helpers::{Behavior, TestApp, wait_for_status};
+use crate::helpers::{Behavior, TestApp};
 use crate::tokens_support::{API_TOKEN, AUTHORIZER, authorize, cli_env, platform_toml};
-use wxpush::store::Status;
 
-fn audit_push(first: i64, second: i64, ret: i64, reason: &str) -> String {
+pub(crate) fn audit_push(first: i64, second: i64, ret: i64, reason: &str) -> String {
     format!(
         "<xml><ToUserName><![CDATA[gh_fake]]></ToUserName><FromUserName><![CDATA[o_platform]]></FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[wxa_category_audit]]></Event><ret>{ret}</ret><first>{first}</first><second>{second}</second><reason><![CDATA[{reason}]]></reason></xml>",
         wxpush::clock::now_ms() / 1000
@@ -21,13 +20,13 @@ fn audit_push(first: i64, second: i64, ret: i64, reason: &str) -> String {
 }
 
 /// The CLI, in a thread (it blocks), with `app`'s configuration.
-fn cli(app: &TestApp, fake: &FakePlatform, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn cli(app: &TestApp, fake: &FakePlatform, args: &[&str]) -> (bool, String, String) {
     let envs = cli_env(app, fake);
     let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     wxpush(args, &envs)
 }
 
-fn submissions(app: &TestApp, fake: &FakePlatform) -> Vec<Value> {
+pub(crate) fn submissions(app: &TestApp, fake: &FakePlatform) -> Vec<Value> {
     let (ok, out, err) = cli(app, fake, &["categories", "--json"]);
     assert!(ok, "{err}");
     out.lines()
@@ -331,112 +330,5 @@ async fn submissions_over_http() {
         assert!(started.elapsed() < Duration::from_secs(10), "{one}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    app.stop().await;
-}
-
-/// A push that never arrives: the reconciling pull finds the result, resolves the
-/// submission and delivers one audit event with `source` `reconciled`; the push, arriving
-/// late, is stored and not delivered again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_push_is_reconciled_and_the_late_push_is_not_delivered_again() {
-    lost_push("").await;
-}
-
-/// The same on PostgreSQL.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_push_is_reconciled_on_postgres() {
-    let Some(url) = crate::helpers::database_url() else {
-        return;
-    };
-    lost_push(&crate::helpers::pg_toml(
-        &url,
-        &crate::helpers::fresh_schema(),
-    ))
-    .await;
-}
-
-async fn lost_push(store_toml: &str) {
-    let fake = FakePlatform::start().await;
-    let toml = platform_toml(&fake, 600)
-        .replace("[tokens]", "[categories]\nreconcile_secs = 1\n[tokens]")
-        + store_toml;
-    let mut app = TestApp::spawn_with(&toml, Behavior::default()).await;
-    let admin = app.admin_url.clone().expect("admin");
-    authorize(&app, &fake, &admin).await;
-    let (ok, _, err) = cli(
-        &app,
-        &fake,
-        &[
-            "add-category",
-            "--authorizer",
-            AUTHORIZER,
-            "--first",
-            "8",
-            "--second",
-            "40",
-        ],
-    );
-    assert!(ok, "{err}");
-    // Set in the platform's console, not by wxpush: tracked once a pull shows it.
-    fake.with(|p| {
-        p.categories.entry(AUTHORIZER.to_owned()).or_default().push(serde_json::json!(
-            {"first": 1, "first_name": "", "second": 2, "second_name": "", "audit_status": 1, "audit_reason": ""}
-        ));
-    });
-    fake.review(AUTHORIZER, 8, 40, 2, "the licence is blurred");
-    let started = Instant::now();
-    let reconciled = loop {
-        let event = app.next_event().await;
-        if event.category_audit().is_some() {
-            break event;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10));
-    };
-    let json: Value = serde_json::from_str(&reconciled.delivery_json()).expect("json");
-    assert_eq!(json["source"], "reconciled");
-    assert_eq!(json["category_audit"]["result"], "rejected", "{json}");
-    assert_eq!(json["category_audit"]["reason"], "the licence is blurred");
-    assert_eq!(json["authorizer_appid"], AUTHORIZER);
-    let rows = submissions(&app, &fake);
-    let ours = rows
-        .iter()
-        .find(|r| r["id"].as_str().is_some_and(|id| id.starts_with("sub_")))
-        .expect("the submission");
-    assert_eq!(
-        (ours["status"].as_str(), ours["source"].as_str()),
-        (Some("rejected"), Some("reconciled")),
-        "{rows:?}"
-    );
-
-    let late = audit_push(8, 40, 2, "the licence is blurred");
-    let path = format!("/wechat/{AUTHORIZER}/callback");
-    assert_eq!(app.push_safe(&path, &late).await.body, "success");
-    let late_id = wxpush::Event::parse(&late, "platform", Some(AUTHORIZER)).id;
-    wait_for_status(&app, &late_id, Status::Delivered).await;
-    assert!(
-        app.received_now()
-            .iter()
-            .all(|e| e.category_audit().is_none()),
-        "delivered once only"
-    );
-    let rows = submissions(&app, &fake);
-    let seen: Vec<&Value> = rows
-        .iter()
-        .filter(|r| r["id"].as_str().is_some_and(|id| id.starts_with("seen_")))
-        .collect();
-    assert_eq!(
-        seen.len(),
-        1,
-        "the category set elsewhere is tracked: {rows:?}"
-    );
-    assert_eq!(
-        (seen[0]["first"].as_str(), seen[0]["status"].as_str()),
-        (Some("1"), Some("pending"))
-    );
-    assert_eq!(
-        rows.len(),
-        2,
-        "the late push is the submission's, not unmatched: {rows:?}"
-    );
     app.stop().await;
 }

@@ -86,6 +86,7 @@ async fn events_cli_inspects_and_replays_while_the_server_runs() {
     for key in [
         "id",
         "received_at",
+        "source",
         "status",
         "app",
         "authorizer_appid",
@@ -107,6 +108,7 @@ async fn events_cli_inspects_and_replays_while_the_server_runs() {
     assert_eq!(e["category_audit"]["first"], 8);
     assert_eq!(e["fields"]["reason"], "r40");
     assert_eq!(e["attempts"], 1);
+    assert_eq!(e["source"], "push");
     assert!(e["received_at"].as_str().is_some_and(|t| t.ends_with('Z')));
 
     let (ok, table, _) = wxpush(&["events", "list", "--event", "wxa_category_audit"], &envs);

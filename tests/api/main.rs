@@ -21,6 +21,7 @@ mod operator;
 mod postgres;
 mod properties;
 mod push;
+mod reconcile;
 mod replay;
 mod retries;
 mod tokens;
