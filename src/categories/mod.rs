@@ -154,12 +154,7 @@ impl CategoryService {
         target: &Target,
         request: &AddCategoryRequest,
     ) -> Result<(Vec<Submission>, Vec<String>), CategoryError> {
-        let settable = self.settable(&target.appid, false).await?;
-        let mut warnings = Vec::new();
-        for c in &request.categories {
-            settable.check(c)?;
-            warnings.extend(self.check_media(&target.appid, c).await?);
-        }
+        let warnings = self.preflight(&target.appid, &request.categories).await?;
         let client = self.client();
         self.tokens
             .with_token(&target.appid, |token| async move {
@@ -168,24 +163,37 @@ impl CategoryService {
             .await?;
         let mut submissions = Vec::new();
         for c in &request.categories {
-            let now = clock::now_ms();
-            let submission = Submission {
-                id: format!("sub_{now:x}{:06x}", rand::random::<u32>() & 0xff_ffff),
-                app: target.app.clone(),
-                authorizer_appid: target.authorizer.clone(),
-                first: c.first.to_string(),
-                second: c.second.to_string(),
-                status: "pending".into(),
-                reason: String::new(),
-                submitted_at: now,
-                resolved_at: None,
-                event_id: None,
-                source: None,
-            };
+            let submission = Submission::pending(
+                "sub",
+                &target.app,
+                target.authorizer.as_deref(),
+                c.first,
+                c.second,
+            );
             self.store.record_submission(submission.clone()).await?;
             submissions.push(submission);
         }
         Ok((submissions, warnings))
+    }
+
+    /// The checks [`CategoryService::add`] makes before its call, without the call: what
+    /// would be refused ([`CategoryError::Invalid`]), and the warnings (a media id uploaded
+    /// for another account), to show before the call is made.
+    ///
+    /// # Errors
+    /// [`CategoryError`].
+    pub async fn preflight(
+        &self,
+        appid: &str,
+        categories: &[Category],
+    ) -> Result<Vec<String>, CategoryError> {
+        let settable = self.settable(appid, false).await?;
+        let mut warnings = Vec::new();
+        for c in categories {
+            settable.check(c)?;
+            warnings.extend(self.check_media(appid, c).await?);
+        }
+        Ok(warnings)
     }
 
     /// `deletecategory`, after checking the category is set.
@@ -217,9 +225,7 @@ impl CategoryService {
     /// # Errors
     /// [`CategoryError`].
     pub async fn modify(&self, appid: &str, c: &Category) -> Result<Vec<String>, CategoryError> {
-        let settable = self.settable(appid, false).await?;
-        settable.check(c)?;
-        let warnings = self.check_media(appid, c).await?;
+        let warnings = self.preflight(appid, std::slice::from_ref(c)).await?;
         let client = self.client();
         self.tokens
             .with_token(appid, |token| async move {

@@ -11,7 +11,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{CategoryError, CategoryService};
-use crate::clock;
 use crate::dispatch::Routing;
 use crate::event::{Event, SOURCE_FIELD};
 use crate::platform::category::CurrentCategory;
@@ -116,20 +115,7 @@ impl CategoryService {
         authorizer: Option<&str>,
         c: &CurrentCategory,
     ) -> Result<(), CategoryError> {
-        let now = clock::now_ms();
-        let submission = Submission {
-            id: format!("seen_{now:x}{:06x}", rand::random::<u32>() & 0xff_ffff),
-            app: app.to_owned(),
-            authorizer_appid: authorizer.map(str::to_owned),
-            first: c.first.to_string(),
-            second: c.second.to_string(),
-            status: "pending".into(),
-            reason: String::new(),
-            submitted_at: now,
-            resolved_at: None,
-            event_id: None,
-            source: None,
-        };
+        let submission = Submission::pending("seen", app, authorizer, c.first, c.second);
         self.store.record_submission(submission).await?;
         tracing::info!(
             first = c.first,

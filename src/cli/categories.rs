@@ -94,13 +94,14 @@ pub(crate) fn add_category(config: &Config, args: AddCategoryArgs) -> anyhow::Re
                 if args.file.is_none() {
                     request.categories[0].certicates = certs;
                 }
-                let (submissions, warnings) = service
+                // Warnings before the call, which may fail because of what they say.
+                for warning in service.preflight(&target.appid, &request.categories).await? {
+                    super::out::error_line(format_args!("warning: {warning}"));
+                }
+                let (submissions, _) = service
                     .add(&target, &request)
                     .await
                     .map_err(|e| anyhow::anyhow!("addcategory failed: {e}"))?;
-                for warning in warnings {
-                    super::out::error_line(format_args!("warning: {warning}"));
-                }
                 submissions
             }
         };
@@ -147,20 +148,13 @@ async fn add_by_hand(
         .map_err(|e| anyhow::anyhow!("addcategory failed: {e}"))?;
     let mut out = Vec::new();
     for c in &request.categories {
-        let now = clock::now_ms();
-        let submission = Submission {
-            id: format!("sub_{now:x}{:06x}", rand::random::<u32>() & 0xff_ffff),
-            app: app.name.clone(),
-            authorizer_appid: args.authorizer.clone(),
-            first: c.first.to_string(),
-            second: c.second.to_string(),
-            status: "pending".into(),
-            reason: String::new(),
-            submitted_at: now,
-            resolved_at: None,
-            event_id: None,
-            source: None,
-        };
+        let submission = Submission::pending(
+            "sub",
+            &app.name,
+            args.authorizer.as_deref(),
+            c.first,
+            c.second,
+        );
         store.record_submission(submission.clone()).await?;
         out.push(submission);
     }

@@ -240,9 +240,10 @@ pub(crate) fn run(config: &Config, command: CategoriesCommand) -> anyhow::Result
                 let (service, target) = account(config, &store, who.app.as_deref(), who.authorizer.as_deref()).await?;
                 let certicates = certs.given(Some((&service, &target))).await?;
                 let category = Category { first, second, certicates };
-                for warning in service.modify(&target.appid, &category).await? {
+                for warning in service.preflight(&target.appid, std::slice::from_ref(&category)).await? {
                     super::out::error_line(format_args!("warning: {warning}"));
                 }
+                service.modify(&target.appid, &category).await?;
                 if who.json {
                     outln!("{}", serde_json::json!({"modified": {"appid": target.appid, "first": first, "second": second}}))?;
                 } else {

@@ -324,6 +324,32 @@ pub struct Submission {
 }
 
 impl Submission {
+    /// A new pending submission of `first`/`second` for `app` (and `authorizer`), its id
+    /// `{prefix}_` and a unique suffix: `sub` for one wxpush submitted, `seen` for one a
+    /// pull found in review.
+    pub fn pending(
+        prefix: &str,
+        app: &str,
+        authorizer: Option<&str>,
+        first: impl ToString,
+        second: impl ToString,
+    ) -> Self {
+        let now = clock::now_ms();
+        Self {
+            id: format!("{prefix}_{now:x}{:06x}", rand::random::<u32>() & 0xff_ffff),
+            app: app.to_owned(),
+            authorizer_appid: authorizer.map(str::to_owned),
+            first: first.to_string(),
+            second: second.to_string(),
+            status: "pending".into(),
+            reason: String::new(),
+            submitted_at: now,
+            resolved_at: None,
+            event_id: None,
+            source: None,
+        }
+    }
+
     /// The row for a category-audit event that matched no submission (`None` for any other
     /// event).
     pub(crate) fn unmatched(event: &Event) -> Option<Self> {

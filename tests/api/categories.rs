@@ -243,6 +243,45 @@ async fn expired_media_is_refused_before_any_call() {
         "{err}"
     );
     assert_eq!(fake.calls("addcategory"), 0);
+
+    // A media id of another authorizer: warned about, then refused by the platform (40007).
+    let other = "wxa0000000000000a2";
+    let code = fake.authorize(other);
+    let push = crate::tokens_support::authorization_push("authorized", other, &code);
+    app.push_safe("/wechat", &push).await;
+    crate::tokens_support::wait_for_token(&admin, other).await;
+    fake.with(|p| p.media_age_ms = 0);
+    let (ok, out, err) = cli(
+        &app,
+        &fake,
+        &["media", "upload", &file, "--authorizer", other],
+    );
+    assert!(ok, "{err}");
+    let cert = format!("{LICENCE}={}", out.trim());
+    let (ok, _, err) = cli(
+        &app,
+        &fake,
+        &[
+            "add-category",
+            "--authorizer",
+            AUTHORIZER,
+            "--first",
+            "8",
+            "--second",
+            "39",
+            "--cert",
+            &cert,
+        ],
+    );
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains(&format!("was uploaded for {other}, not {AUTHORIZER}")),
+        "{err}"
+    );
+    assert!(
+        err.contains("errcode 40007") && err.contains("upload the file again"),
+        "{err}"
+    );
     app.stop().await;
 }
 

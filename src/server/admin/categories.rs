@@ -77,13 +77,25 @@ async fn submit(
             ),
         );
     };
+    // The warnings are known before the call, and belong in its error too.
+    let warnings = match service.preflight(&target.appid, &request.categories).await {
+        Ok(warnings) => warnings,
+        Err(e) => return failure(&appid, e),
+    };
     match service.add(&target, &request).await {
-        Ok((submissions, warnings)) => (
+        Ok((submissions, _)) => (
             StatusCode::CREATED,
             Json(json!({"submissions": submissions, "warnings": warnings})),
         )
             .into_response(),
-        Err(e) => failure(&appid, e),
+        Err(e) => {
+            let (status, message) = failure_parts(&appid, e);
+            (
+                status,
+                Json(json!({"error": message, "warnings": warnings})),
+            )
+                .into_response()
+        }
     }
 }
 
@@ -124,6 +136,12 @@ async fn submission(State(api): State<OperatorApi>, Path(id): Path<String>) -> R
 }
 
 fn failure(what: &str, e: CategoryError) -> Response {
+    let (status, message) = failure_parts(what, e);
+    error(status, message)
+}
+
+/// The status for `e`, and its message (logged).
+fn failure_parts(what: &str, e: CategoryError) -> (StatusCode, String) {
     let status = match &e {
         CategoryError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         CategoryError::Token(TokenError::UnknownApp(_)) => StatusCode::NOT_FOUND,
@@ -131,7 +149,7 @@ fn failure(what: &str, e: CategoryError) -> Response {
         CategoryError::Api(_) => StatusCode::BAD_GATEWAY,
     };
     tracing::warn!(target_id = %printable(what), "category API: {e}");
-    error(status, e.to_string())
+    (status, e.to_string())
 }
 
 fn error(status: StatusCode, message: String) -> Response {
