@@ -13,6 +13,14 @@ fn get(e: tokio_postgres::Error) -> StoreError {
     StoreError::Database(format!("reading a submission: {e}"))
 }
 
+/// The submission a pushed audit result ($1 its event id, $2 result, $3 app, $4 first,
+/// $5 second, $6 authorizer) was already reported by: reconciled with the same result.
+const KNOWN: &str =
+    "source = 'reconciled' AND status = $2 AND app = $3 AND first = $4 AND second = $5
+     AND (authorizer_appid IS NULL OR $6::text IS NULL OR authorizer_appid = $6)
+     AND (push_event_id IS NULL OR push_event_id = $1)
+     ORDER BY seq DESC LIMIT 1";
+
 fn submission_row(r: &Row) -> Result<Submission, StoreError> {
     Ok(Submission {
         id: r.try_get(0).map_err(get)?,
@@ -114,24 +122,32 @@ impl Submissions for PostgresStore {
 
     fn already_known(&self, a: KnownAudit) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
         Box::pin(async move {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+                &a.event_id,
+                &a.result,
+                &text(&a.app),
+                &text(&a.first),
+                &text(&a.second),
+                &a.authorizer_appid.as_deref().map(text),
+            ];
+            // A look first: almost always there is nothing to note, and nothing is written.
+            let found = self
+                .query(
+                    &format!("SELECT seq FROM submissions WHERE {KNOWN}"),
+                    &params,
+                )
+                .await?;
+            if found.is_empty() {
+                return Ok(None);
+            }
             let rows = self
                 .query(
-                    "UPDATE submissions SET push_event_id = $1
-                     WHERE seq = (SELECT seq FROM submissions
-                                  WHERE source = 'reconciled' AND status = $2 AND app = $3
-                                    AND first = $4 AND second = $5
-                                    AND (authorizer_appid IS NULL OR $6::text IS NULL OR authorizer_appid = $6)
-                                    AND (push_event_id IS NULL OR push_event_id = $1)
-                                  ORDER BY seq DESC LIMIT 1)
-                     RETURNING event_id",
-                    &[
-                        &a.event_id,
-                        &a.result,
-                        &text(&a.app),
-                        &text(&a.first),
-                        &text(&a.second),
-                        &a.authorizer_appid.as_deref().map(text),
-                    ],
+                    &format!(
+                        "UPDATE submissions SET push_event_id = $1
+                         WHERE seq = (SELECT seq FROM submissions WHERE {KNOWN})
+                         RETURNING event_id"
+                    ),
+                    &params,
                 )
                 .await?;
             Ok(rows
