@@ -37,6 +37,8 @@ pub const TOKEN_EXPIRES_IN: &str = "wxpush_token_expires_in_seconds";
 pub const TOKEN_REFRESHES: &str = "wxpush_token_refresh_total";
 /// Gauge: seconds since the latest `component_verify_ticket` of a `component` was pushed.
 pub const TICKET_AGE: &str = "wxpush_ticket_age_seconds";
+/// Counter: failed logins to the console.
+pub const CONSOLE_LOGIN_FAILURES: &str = "wxpush_console_login_failures_total";
 /// Pushes that still used an app's previous token or key, by `app` and `credential`.
 pub const PREVIOUS_CREDENTIALS: &str = "wxpush_previous_credentials_total";
 
@@ -138,6 +140,7 @@ fn describe() {
         DISCARDED,
         "Deliveries and quarantined pushes discarded by an operator"
     );
+    describe_counter!(CONSOLE_LOGIN_FAILURES, "Failed logins to the console");
     describe_gauge!(TOKEN_EXPIRES_IN, "Seconds until a managed token expires");
     describe_counter!(
         TOKEN_REFRESHES,

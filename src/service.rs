@@ -12,9 +12,11 @@ use tokio::sync::watch;
 
 use crate::categories::CategoryService;
 use crate::config::Config;
+use crate::dispatch::Routing;
 use crate::dispatch::{self, Alerts, Dispatcher, Route, Routes, Wake};
 use crate::handler::BoxHandler;
 use crate::observe::{Metrics, UPKEEP_EVERY};
+use crate::server::console::{Console, ConsoleParts};
 use crate::server::{self, AppState, Listeners, OperatorApi};
 use crate::store::{PostgresStore, SqliteStore, Store, StoreError, StoreKind};
 use crate::tokens::{TokenEvents, TokenService, token_events};
@@ -144,7 +146,7 @@ pub async fn run(
     )
     .with_routing(routing.clone())
     .with_alerts(alerts);
-    let upkeep = tokio::spawn(upkeep(metrics, stop_tx.subscribe()));
+    let upkeep = tokio::spawn(upkeep(metrics.clone(), stop_tx.subscribe()));
     let refresher = tokens
         .clone()
         .map(|service| tokio::spawn(service.refresh_periodically(stop_tx.subscribe())));
@@ -159,9 +161,18 @@ pub async fn run(
         ))),
         _ => None,
     };
+    let console = console(
+        config,
+        &store,
+        &routing,
+        &tokens,
+        &categories,
+        &metrics,
+        admin.is_some(),
+    );
     let api = operator_api(config, tokens, categories, admin.is_some());
     let admin_task = admin.map(|listener| {
-        let router = server::admin_router(state.clone(), api);
+        let router = server::admin_router(state.clone(), api, console);
         let mut stop = stop_tx.subscribe();
         let limits = config.http;
         tokio::spawn(async move {
@@ -222,6 +233,40 @@ fn token_service(
         .collect();
     tracing::info!(apps = ?managed, "token service: managing the tokens of these apps");
     Ok(Some(service))
+}
+
+/// The console, when a secret signs in to it and `admin_listen` serves it; the log says why
+/// it is not served otherwise.
+fn console(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    routing: &Routing,
+    tokens: &Option<TokenService>,
+    categories: &Option<CategoryService>,
+    metrics: &Metrics,
+    admin_listen: bool,
+) -> Option<Console> {
+    let Some(settings) = &config.console else {
+        tracing::info!(
+            "the console is off: set admin.console_password (WXPUSH_ADMIN_CONSOLE_PASSWORD) or admin.api_token to sign in to it"
+        );
+        return None;
+    };
+    if !admin_listen {
+        tracing::warn!(
+            "the console is not served: it is on admin_listen only, which is not set (WXPUSH_ADMIN_LISTEN)"
+        );
+        return None;
+    }
+    Some(Console::new(ConsoleParts {
+        config: settings.clone(),
+        store: Arc::clone(store),
+        apps: config.apps().cloned().collect(),
+        routing: routing.clone(),
+        tokens: tokens.clone(),
+        categories: categories.clone(),
+        metrics: metrics.clone(),
+    }))
 }
 
 /// The operator API, when `admin.api_token` is set and `admin_listen` serves it; the log

@@ -53,6 +53,16 @@ pub(super) const ENV_OVERRIDES: &[(&str, &[&str], ValueKind)] = &[
         ValueKind::Text,
     ),
     (
+        "WXPUSH_ADMIN_CONSOLE_PASSWORD",
+        &["admin", "console_password"],
+        ValueKind::Text,
+    ),
+    (
+        "WXPUSH_ADMIN_SECURE_COOKIES",
+        &["admin", "secure_cookies"],
+        ValueKind::Bool,
+    ),
+    (
         "WXPUSH_COMPONENT_APPSECRET",
         &["app", "component_appsecret"],
         ValueKind::Text,

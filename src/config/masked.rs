@@ -104,12 +104,14 @@ impl Config {
     /// `[tokens]` and `[admin]`.
     fn tokens_toml(&self) -> String {
         format!(
-            "\n[tokens]\nrefresh_margin_secs = {}\n\n[categories]\nreconcile_secs = {}\n\n[admin]\napi_token = \"{}\"\n",
+            "\n[tokens]\nrefresh_margin_secs = {}\n\n[categories]\nreconcile_secs = {}\n\n[admin]\napi_token = \"{}\"\n# the console is {}\nsecure_cookies = {}\n",
             self.tokens.refresh_margin.as_secs(),
             self.categories_reconcile.map_or(0, |d| d.as_secs()),
             self.admin_api_token
                 .as_ref()
                 .map_or_else(String::new, |t| mask(t.expose().len())),
+            if self.console.is_some() { "on" } else { "off" },
+            self.console.as_ref().is_some_and(|c| c.secure_cookies),
         )
     }
 

@@ -80,6 +80,8 @@ pub struct Config {
     pub alerts: Option<AlertsConfig>,
     /// The token service: managed apps, `api_base`, `secrets_key`, `[tokens]`.
     pub tokens: TokensConfig,
+    /// The console's settings; `None` = off (no password and no API token).
+    pub console: Option<crate::server::console::ConsoleConfig>,
     /// `categories.reconcile_secs`: how often accounts with submissions in review are
     /// pulled; `None` = never.
     pub categories_reconcile: Option<Duration>,

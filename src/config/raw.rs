@@ -208,6 +208,8 @@ pub(super) struct RawCategories {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAdmin {
     pub(super) api_token: String,
+    pub(super) console_password: String,
+    pub(super) secure_cookies: bool,
 }
 
 impl std::fmt::Debug for RawAdmin {

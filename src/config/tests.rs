@@ -30,6 +30,7 @@ fn every_env_override_names_a_real_key() -> Result<(), ConfigError> {
                 (&"WXPUSH_API_BASE", _) => "http://127.0.0.1:9/",
                 (&"WXPUSH_SECRETS_KEY", _) => "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
                 (&"WXPUSH_ADMIN_API_TOKEN", _) => "an-operator-token-of-some-length",
+                (&"WXPUSH_ADMIN_CONSOLE_PASSWORD", _) => "a-console-password",
                 // One of the two app secrets at a time.
                 (&"WXPUSH_APPSECRET", _) => "",
                 (&"WXPUSH_STORE", _) => "postgres",

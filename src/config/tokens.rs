@@ -8,6 +8,7 @@ use super::numbers::positive;
 use super::raw::{RawAdmin, RawApp, RawTokens};
 use crate::push::app::App;
 use crate::secret::Secret;
+use crate::server::console::ConsoleConfig;
 use crate::tokens::{AppKind, ManagedApp, TokensConfig};
 
 /// Each app's secrets as read, keyed like its table (`app`, `apps[0]`, …), taken before
@@ -90,20 +91,37 @@ pub(super) fn validate_tokens(
     })
 }
 
-/// `[admin] api_token`: none when empty, else at least 16 characters.
-pub(super) fn validate_admin(raw: RawAdmin) -> Result<Option<Secret<String>>, ConfigError> {
-    let token = raw.api_token.trim();
-    if token.is_empty() {
+/// `[admin]`: the API token (none when empty, else at least 16 characters) and the
+/// console's settings (off without a password or an API token).
+pub(super) fn validate_admin(
+    raw: RawAdmin,
+) -> Result<(Option<Secret<String>>, Option<ConsoleConfig>), ConfigError> {
+    let api_token = secret(&raw.api_token, "admin.api_token", 16)?;
+    let password = secret(&raw.console_password, "admin.console_password", 12)?;
+    let console = password
+        .or_else(|| api_token.clone())
+        .map(|s| ConsoleConfig {
+            secrets: vec![s],
+            secure_cookies: raw.secure_cookies,
+            session_ttl: Duration::from_secs(8 * 3600),
+        });
+    Ok((api_token, console))
+}
+
+/// A secret of at least `min` characters, or none when empty.
+fn secret(text: &str, key: &str, min: usize) -> Result<Option<Secret<String>>, ConfigError> {
+    let text = text.trim();
+    if text.is_empty() {
         return Ok(None);
     }
-    let len = token.chars().count();
-    if len < 16 {
+    let len = text.chars().count();
+    if len < min {
         return Err(ConfigError::new(
-            "admin.api_token",
+            key,
             format!(
-                "expected at least 16 characters (e.g. from `openssl rand -hex 24`), got {len}"
+                "expected at least {min} characters (e.g. from `openssl rand -hex 24`), got {len}"
             ),
         ));
     }
-    Ok(Some(Secret::new(token.to_owned())))
+    Ok(Some(Secret::new(text.to_owned())))
 }

@@ -39,7 +39,7 @@ impl Config {
         let (app, extra_apps) = validate_apps(raw.app, raw.apps)?;
         let apps: Vec<&App> = std::iter::once(&app).chain(&extra_apps).collect();
         let tokens = validate_tokens(&apps, secrets, &raw.api_base, &raw.secrets_key, &raw.tokens)?;
-        let admin_api_token = validate_admin(raw.admin)?;
+        let (admin_api_token, console) = validate_admin(raw.admin)?;
         let reconcile = positive(
             raw.categories.reconcile_secs,
             "categories.reconcile_secs",
@@ -68,6 +68,7 @@ impl Config {
             tokens,
             categories_reconcile,
             admin_api_token,
+            console,
             deprecations,
         })
     }

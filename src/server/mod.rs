@@ -11,6 +11,7 @@
 
 mod admin;
 mod connections;
+pub mod console;
 mod error;
 mod health;
 mod routes;
@@ -165,13 +166,18 @@ pub fn router(state: AppState, body_limit_bytes: usize, admin_separate: bool) ->
     layered(app.with_state(state), body_limit_bytes, REQUEST_TIMEOUT)
 }
 
-/// The router for `admin_listen`: the operations endpoints, and the operator API (`/v1/`)
-/// when it is configured.
-pub fn admin_router(state: AppState, api: Option<OperatorApi>) -> Router {
+/// The router for `admin_listen`: the operations endpoints, the operator API (`/v1/`) when
+/// it is configured, and the console (`/console/`; a page saying it is off without one).
+pub fn admin_router(
+    state: AppState,
+    api: Option<OperatorApi>,
+    console: Option<console::Console>,
+) -> Router {
     let mut router = health::routes().with_state(state);
     if let Some(api) = api {
         router = router.merge(admin::routes(api));
     }
+    router = router.merge(console::routes(console));
     // A token request may wait for a refresh (the platform answers within 15 s).
     layered(router, 64 * 1024, Duration::from_secs(30))
 }

@@ -5,6 +5,7 @@ mod alerts;
 mod bulk;
 mod categories;
 mod cli;
+mod console;
 mod container;
 mod debug_tools;
 mod delivery;
