@@ -2,10 +2,12 @@
 #![allow(unreachable_pub)]
 
 mod alerts;
+mod browser;
 mod bulk;
 mod categories;
 mod cli;
 mod console;
+mod console_browser;
 mod container;
 mod debug_tools;
 mod delivery;

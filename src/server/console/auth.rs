@@ -117,12 +117,16 @@ pub(crate) async fn require_session(
 }
 
 /// `GET /console/login`.
-pub(crate) async fn login_form(State(console): State<Console>) -> Response {
-    login_page(&console, None)
+pub(crate) async fn login_form(State(console): State<Console>, headers: HeaderMap) -> Response {
+    login_page(&console, &headers, None)
 }
 
-fn login_page(console: &Console, error: Option<&str>) -> Response {
-    let token = random_token();
+/// The login form. Its token is the one the browser's login cookie already holds, if any:
+/// a second load of the page (a browser may load it twice) keeps the first one valid.
+fn login_page(console: &Console, headers: &HeaderMap, error: Option<&str>) -> Response {
+    let token = cookie(headers, LOGIN)
+        .filter(|t| t.len() == 48 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(random_token);
     let error = error
         .map(|e| format!(r#"<p class="error">{}</p>"#, esc(e)))
         .unwrap_or_default();
@@ -167,7 +171,7 @@ pub(crate) async fn login(
         // One failure a second, whoever sends them.
         let _gate = console.0.failures.lock().await;
         tokio::time::sleep(FAILURE_DELAY).await;
-        return login_page(&console, Some("wrong password or token"));
+        return login_page(&console, &headers, Some("wrong password or token"));
     }
     let (id, _) = console.sessions().create(console.config.session_ttl);
     tracing::info!("console: a login");
