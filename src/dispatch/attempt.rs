@@ -9,7 +9,7 @@ use super::{Alert, AlertKind, Alerts, DeliveryPolicy};
 use crate::clock;
 use crate::handler::BoxHandler;
 use crate::observe::{self, Metrics};
-use crate::store::{DeliveryKey, KnownAudit, Record, Store, StoreError, scalar_text};
+use crate::store::{AttemptLog, DeliveryKey, KnownAudit, Record, Store, StoreError, scalar_text};
 
 /// What an attempt needs, owned: each attempt runs as a task of its own, so that attempts
 /// waiting on the store (or the handler) never wait for the dispatcher to poll them.
@@ -58,12 +58,23 @@ impl Attempting {
             metrics::counter!(observe::DELIVERY_ATTEMPTS, "route" => route.clone()).increment(1);
         });
         let started = Instant::now();
+        let started_at = clock::now_ms();
         let outcome =
             tokio::time::timeout(self.policy.attempt_timeout, handler.handle(event)).await;
+        let took = started.elapsed();
         self.metrics.record(|| {
             metrics::histogram!(observe::DELIVERY_DURATION, "route" => route.clone())
-                .record(started.elapsed().as_secs_f64());
+                .record(took.as_secs_f64());
         });
+        let error = match &outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some(format!(
+                "handler timed out after {} s",
+                self.policy.attempt_timeout.as_secs_f64()
+            )),
+        };
+        self.log(&record, started_at, took, error.clone(), probe);
         let error = match outcome {
             Ok(Ok(())) => {
                 if record.attempts > 0 {
@@ -79,16 +90,38 @@ impl Attempting {
                     written,
                 };
             }
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => format!(
-                "handler timed out after {} s",
-                self.policy.attempt_timeout.as_secs_f64()
-            ),
+            _ => error.unwrap_or_default(),
         };
         if probe {
             return self.probe_failed(&record, error).await;
         }
         self.failed(record.key(), record.attempts, error).await
+    }
+
+    /// Keeps the attempt's record for the console, in the background: it never holds up
+    /// the delivery, and a lost record loses only history.
+    fn log(
+        &self,
+        record: &Record,
+        started_at: i64,
+        took: std::time::Duration,
+        error: Option<String>,
+        probe: bool,
+    ) {
+        let log = AttemptLog {
+            id: record.event.id.clone(),
+            route: record.route.clone(),
+            started_at,
+            duration_ms: i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
+            error,
+            probe,
+        };
+        let store = Arc::clone(&self.store);
+        tokio::spawn(async move {
+            if let Err(error) = store.log_attempt(log).await {
+                tracing::debug!(%error, "cannot keep an attempt's record");
+            }
+        });
     }
 
     /// For a pushed category audit whose result a reconciling pull already delivered (as

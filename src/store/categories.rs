@@ -43,6 +43,19 @@ CREATE TABLE IF NOT EXISTS media (
 ALTER TABLE submissions ADD COLUMN source text;
 ALTER TABLE submissions ADD COLUMN push_event_id text;
 ";
+    /// Migration 6: every attempt's time, duration and error, for the console.
+    pub(crate) const ATTEMPTS: &str = "
+CREATE TABLE IF NOT EXISTS attempts (
+    id          text NOT NULL,
+    route       text NOT NULL,
+    started_at  bigint NOT NULL,
+    duration_ms bigint NOT NULL,
+    error       text,
+    probe       bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts (id, route, started_at);
+CREATE INDEX IF NOT EXISTS attempts_started ON attempts (started_at);
+";
     /// A submission row's columns, in [`crate::store::Submission`]'s order.
     pub(crate) const SUBMISSION_COLUMNS: &str = "id, app, authorizer_appid, first, second, status, reason, submitted_at, resolved_at, event_id, source";
 }

@@ -23,8 +23,8 @@ pub use credentials::{
 };
 pub use postgres::{PostgresConfig, PostgresStore};
 pub use record::{
-    DEFAULT_ROUTE, DeliveryKey, DueQuery, Lease, ListFilter, NO_ROUTE, QuarantinedPush, Record,
-    Recorded, Stats, Status, Submission,
+    AttemptLog, DEFAULT_ROUTE, DeliveryKey, DueQuery, Lease, ListFilter, NO_ROUTE, QuarantinedPush,
+    Record, Recorded, Stats, Status, Submission,
 };
 pub(crate) use record::{StoredEvent, scalar_text};
 pub use sqlite::SqliteStore;
@@ -160,6 +160,10 @@ pub trait Inbox: Send + Sync + 'static {
         retry_at: i64,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// Keeps the record of one attempt (its time, duration and error) for the console;
+    /// pruned with the deliveries.
+    fn log_attempt(&self, log: AttemptLog) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// Gives back deliveries handed to this instance that it did not attempt, so they
     /// are due at once.
     fn release(&self, keys: Vec<DeliveryKey>) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -186,6 +190,9 @@ pub trait Inbox: Send + Sync + 'static {
 pub trait Admin: Send + Sync + 'static {
     /// One event by id: a record per route, in route order (empty when unknown).
     fn get(&self, id: String) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;
+
+    /// The attempts made to deliver event `id`, by route, oldest first.
+    fn attempts(&self, id: String) -> BoxFuture<'_, Result<Vec<AttemptLog>, StoreError>>;
 
     /// Events matching `filter`, newest first.
     fn list(&self, filter: ListFilter) -> BoxFuture<'_, Result<Vec<Record>, StoreError>>;

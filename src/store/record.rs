@@ -386,6 +386,23 @@ fn ser_opt_time<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S
     }
 }
 
+/// One attempt to deliver, as the console lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptLog {
+    /// The event id.
+    pub id: String,
+    /// The route.
+    pub route: String,
+    /// When the handler was called (unix ms).
+    pub started_at: i64,
+    /// How long it took (ms).
+    pub duration_ms: i64,
+    /// Why it failed; `None` when it succeeded.
+    pub error: Option<String>,
+    /// Whether it probed a paused route.
+    pub probe: bool,
+}
+
 /// Which events to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {

@@ -110,7 +110,11 @@ async fn an_operator_repairs_the_inbox_in_a_browser() {
     let started = Instant::now();
     loop {
         browser.open(&format!("{admin}/console/events/{id}")).await;
-        if browser.source().await.contains("class=\"delivered\"") {
+        let page = browser.source().await;
+        // Delivered, and its attempt's record kept (written beside the outcome).
+        if page.contains("class=\"delivered\"")
+            && page.contains("<td class=\"wrap\">delivered</td>")
+        {
             break;
         }
         assert!(
@@ -119,6 +123,14 @@ async fn an_operator_repairs_the_inbox_in_a_browser() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let delivered = browser.source().await;
+    assert_eq!(
+        delivered
+            .matches("command exited with exit status: 1")
+            .count(),
+        3,
+        "two failed attempts and the last error: {delivered}"
+    );
     browser.screenshot("event-delivered").await;
 
     browser.open(&format!("{admin}/console/quarantine")).await;

@@ -321,7 +321,35 @@ pub(crate) async fn event(
             time(r.delivered_at)
         );
     }
-    body.push_str("</table><h2>Fields</h2><table><tr><th>name</th><th>value</th></tr>");
+    body.push_str("</table><h2>Attempts</h2>");
+    match console.store.attempts(event.id.clone()).await {
+        Ok(attempts) if attempts.is_empty() => body.push_str("<p>none yet</p>"),
+        Ok(attempts) => {
+            body.push_str("<table><tr><th>route</th><th>at</th><th>took</th><th>result</th></tr>");
+            for a in attempts {
+                let result = match (&a.error, a.probe) {
+                    (None, _) => "delivered".to_owned(),
+                    (Some(e), true) => format!("probe failed: {e}"),
+                    (Some(e), false) => e.clone(),
+                };
+                let _ = write!(
+                    body,
+                    r#"<tr><td>{}</td><td>{}</td><td>{} ms</td><td class="wrap">{}</td></tr>"#,
+                    esc(if a.route.is_empty() {
+                        "(no route)"
+                    } else {
+                        &a.route
+                    }),
+                    time(Some(a.started_at)),
+                    a.duration_ms,
+                    esc(&result)
+                );
+            }
+            body.push_str("</table>");
+        }
+        Err(e) => body.push_str(&failed("cannot read the attempts", e)),
+    }
+    body.push_str("<h2>Fields</h2><table><tr><th>name</th><th>value</th></tr>");
     for (name, value) in event.fields.iter() {
         let _ = write!(
             body,

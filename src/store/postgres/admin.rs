@@ -11,6 +11,31 @@ pub(super) const MATCHES: &str =
      AND ($5::int8 IS NULL OR received_at >= $5) AND ($6::int8 IS NULL OR received_at < $6)";
 
 impl Admin for PostgresStore {
+    fn attempts(&self, id: String) -> BoxFuture<'_, Result<Vec<AttemptLog>, StoreError>> {
+        Box::pin(async move {
+            let rows = self
+                .query(
+                    "SELECT id, route, started_at, duration_ms, error, probe FROM attempts
+                     WHERE id = $1 ORDER BY route, started_at",
+                    &[&id],
+                )
+                .await?;
+            let get = read("an attempt");
+            rows.iter()
+                .map(|r| {
+                    Ok(AttemptLog {
+                        id: r.try_get(0).map_err(get)?,
+                        route: r.try_get(1).map_err(get)?,
+                        started_at: r.try_get(2).map_err(get)?,
+                        duration_ms: r.try_get(3).map_err(get)?,
+                        error: r.try_get(4).map_err(get)?,
+                        probe: r.try_get::<_, i64>(5).map_err(get)? != 0,
+                    })
+                })
+                .collect()
+        })
+    }
+
     fn get(&self, id: String) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         Box::pin(async move {
             let rows = self
@@ -243,6 +268,8 @@ impl Admin for PostgresStore {
             self.execute("DELETE FROM requests WHERE received_at < $1", &[&before])
                 .await?;
             self.execute("DELETE FROM quarantine WHERE discarded_at < $1", &[&before])
+                .await?;
+            self.execute("DELETE FROM attempts WHERE started_at < $1", &[&before])
                 .await?;
             let mut total = 0usize;
             loop {

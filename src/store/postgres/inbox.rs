@@ -212,6 +212,25 @@ impl Inbox for PostgresStore {
         })
     }
 
+    fn log_attempt(&self, log: AttemptLog) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.execute(
+                "INSERT INTO attempts (id, route, started_at, duration_ms, error, probe)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &log.id,
+                    &log.route,
+                    &log.started_at,
+                    &log.duration_ms,
+                    &log.error.as_deref().map(text),
+                    &i64::from(log.probe),
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
     fn release(&self, keys: Vec<DeliveryKey>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             if keys.is_empty() {

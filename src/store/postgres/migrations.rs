@@ -116,6 +116,11 @@ ALTER TABLE quarantine ADD COLUMN discarded_at bigint;
         name: "settable categories, media, how submissions were resolved",
         sql: crate::store::categories_sql::TABLES,
     },
+    Migration {
+        version: 6,
+        name: "attempts",
+        sql: crate::store::categories_sql::ATTEMPTS,
+    },
 ];
 
 /// After migration 3: pending category audits get the ordering key new ones have

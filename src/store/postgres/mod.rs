@@ -37,8 +37,8 @@ use self::batch::{Counters, Write};
 use self::errors::{classify, open_error, pool_error};
 use self::insert::Owner;
 use super::{
-    Admin, DeliveryKey, DueQuery, Inbox, Lease, ListFilter, NO_ROUTE, QuarantinedPush, Record,
-    Recorded, Stats, Status, StoreError, StoredEvent,
+    Admin, AttemptLog, DeliveryKey, DueQuery, Inbox, Lease, ListFilter, NO_ROUTE, QuarantinedPush,
+    Record, Recorded, Stats, Status, StoreError, StoredEvent,
 };
 use crate::clock;
 use crate::event::Event;

@@ -11,6 +11,26 @@ pub(super) const MATCHES: &str = "(?1 IS NULL OR status = ?1) AND (?2 IS NULL OR
      AND (?5 IS NULL OR received_at >= ?5) AND (?6 IS NULL OR received_at < ?6)";
 
 impl Admin for SqliteStore {
+    fn attempts(&self, id: String) -> BoxFuture<'_, Result<Vec<AttemptLog>, StoreError>> {
+        self.read(move |conn| {
+            let mut stmt = db(conn.prepare_cached(
+                "SELECT id, route, started_at, duration_ms, error, probe FROM attempts
+                 WHERE id = ?1 ORDER BY route, started_at",
+            ))?;
+            let rows = db(stmt.query_map(params![id], |r| {
+                Ok(AttemptLog {
+                    id: r.get(0)?,
+                    route: r.get(1)?,
+                    started_at: r.get(2)?,
+                    duration_ms: r.get(3)?,
+                    error: r.get(4)?,
+                    probe: r.get::<_, i64>(5)? != 0,
+                })
+            }))?;
+            rows.map(db).collect()
+        })
+    }
+
     fn get(&self, id: String) -> BoxFuture<'_, Result<Vec<Record>, StoreError>> {
         self.read(move |conn| {
             let mut stmt = db(conn.prepare_cached(&format!(
@@ -221,6 +241,11 @@ impl Admin for SqliteStore {
             exec(
                 conn,
                 "DELETE FROM quarantine WHERE discarded_at < ?1",
+                params![before],
+            )?;
+            exec(
+                conn,
+                "DELETE FROM attempts WHERE started_at < ?1",
                 params![before],
             )?;
             exec(

@@ -161,6 +161,25 @@ impl Inbox for SqliteStore {
         })
     }
 
+    fn log_attempt(&self, log: AttemptLog) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |conn| {
+            exec(
+                conn,
+                "INSERT INTO attempts (id, route, started_at, duration_ms, error, probe)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    log.id,
+                    log.route,
+                    log.started_at,
+                    log.duration_ms,
+                    log.error,
+                    i64::from(log.probe)
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
     fn release(&self, keys: Vec<DeliveryKey>) -> BoxFuture<'_, Result<(), StoreError>> {
         self.write(move |tx| {
             let now = clock::now_ms();

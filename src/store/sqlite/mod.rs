@@ -19,8 +19,8 @@ use tokio::sync::oneshot;
 use super::held::Held;
 use super::scalar_text;
 use super::{
-    Admin, DeliveryKey, DueQuery, Inbox, Lease, ListFilter, NO_ROUTE, QuarantinedPush, Record,
-    Recorded, Stats, Status, StoreError, StoredEvent,
+    Admin, AttemptLog, DeliveryKey, DueQuery, Inbox, Lease, ListFilter, NO_ROUTE, QuarantinedPush,
+    Record, Recorded, Stats, Status, StoreError, StoredEvent,
 };
 use crate::clock;
 use crate::event::Event;

@@ -72,6 +72,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (4, crate::store::credentials_sql::TABLES),
     (5, crate::store::categories_sql::TABLES),
+    (6, crate::store::categories_sql::ATTEMPTS),
 ];
 
 /// After migration 3: pending category audits get the ordering key new ones have
