@@ -35,7 +35,7 @@
 //! | [`tools`] | beside the request path: [`tools::simulate`] (pushes built as the platform builds them), [`tools::diagnose`] (step-by-step checks of a captured push) |
 //! | [`config`] | embedded defaults, layering (`layers.rs`), the raw file format (`raw.rs`), validation by section (`validate.rs`; delivery, routes and alerts in `delivery.rs`), the masked view (`masked.rs`) |
 //! | [`telemetry`] | tracing setup, with escaped text fields |
-//! | [`server`] | the HTTP edge: app and authorizer from the path, the URL-check and push routes, error → HTTP mapping, health and metrics, the operator API behind a bearer token (`admin/`: `/v1/tokens`, `/v1/authorizers/…/categories`, `/v1/submissions`), the accept loop with its connection limits |
+//! | [`server`] | the HTTP edge: app and authorizer from the path, the URL-check and push routes, error → HTTP mapping, health and metrics, the operator API behind a bearer token (`admin/`: `/v1/tokens`, `/v1/authorizers/…/categories`, `/v1/submissions`), the console (`console/`: sign-in, pages, actions), the accept loop with its connection limits |
 //! | [`service`] | the composition root: opens the store, runs server, dispatcher, pruner, token refresher and category reconciler until shutdown |
 //!
 //! The binary (`src/main.rs`, `src/cli/`) is a thin layer of subcommands over this library.

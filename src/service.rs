@@ -12,8 +12,8 @@ use tokio::sync::watch;
 
 use crate::categories::CategoryService;
 use crate::config::Config;
-use crate::dispatch::Routing;
 use crate::dispatch::{self, Alerts, Dispatcher, Route, Routes, Wake};
+use crate::dispatch::{RouteStates, Routing};
 use crate::handler::BoxHandler;
 use crate::observe::{Metrics, UPKEEP_EVERY};
 use crate::server::console::{Console, ConsoleParts};
@@ -111,6 +111,7 @@ pub async fn run(
         });
     }
     let routing = routes.routing();
+    let states = RouteStates::default();
     let alerts = match &config.alerts {
         Some(alerts) => Alerts::start(alerts.clone())
             .map_err(|e| std::io::Error::other(format!("setting up alerts: {e}")))?,
@@ -123,7 +124,8 @@ pub async fn run(
         wake.clone(),
     )
     .with_metrics(metrics.clone())
-    .with_alerts(alerts.clone());
+    .with_alerts(alerts.clone())
+    .with_states(states.clone());
     let dispatcher_alive = Arc::clone(&alive);
     let dispatcher = tokio::spawn(async move {
         // Cleared however the dispatcher ends, a panic included: readiness reports it.
@@ -164,7 +166,7 @@ pub async fn run(
     let console = console(
         config,
         &store,
-        &routing,
+        (&routing, &states),
         &tokens,
         &categories,
         &metrics,
@@ -240,7 +242,7 @@ fn token_service(
 fn console(
     config: &Config,
     store: &Arc<dyn Store>,
-    routing: &Routing,
+    (routing, states): (&Routing, &RouteStates),
     tokens: &Option<TokenService>,
     categories: &Option<CategoryService>,
     metrics: &Metrics,
@@ -263,6 +265,7 @@ fn console(
         store: Arc::clone(store),
         apps: config.apps().cloned().collect(),
         routing: routing.clone(),
+        states: states.clone(),
         tokens: tokens.clone(),
         categories: categories.clone(),
         metrics: metrics.clone(),

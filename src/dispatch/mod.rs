@@ -47,6 +47,27 @@ pub use policy::{DEFAULT_SCHEDULE_SECS, DeliveryPolicy, Jitter};
 pub use prune::prune_periodically;
 pub use routes::{Route, RouteConfig, RouteFilter, Routes, Routing};
 
+/// Which routes this instance's breakers hold paused, shared with what shows it.
+#[derive(Debug, Clone, Default)]
+pub struct RouteStates(std::sync::Arc<Mutex<std::collections::BTreeSet<String>>>);
+
+impl RouteStates {
+    fn set(&self, route: &str, paused: bool) {
+        if let Ok(mut set) = self.0.lock() {
+            if paused {
+                set.insert(route.to_owned());
+            } else {
+                set.remove(route);
+            }
+        }
+    }
+
+    /// Whether `route` is paused now.
+    pub fn is_paused(&self, route: &str) -> bool {
+        self.0.lock().is_ok_and(|set| set.contains(route))
+    }
+}
+
 /// How often the dispatcher looks at the store when nothing wakes it.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -78,6 +99,8 @@ pub struct Dispatcher {
     /// Routes found in the store that are not configured: left alone, reported once.
     unknown: Mutex<HashSet<String>>,
     alerts: Alerts,
+    /// Which routes are paused, for whoever shows it (the console).
+    states: RouteStates,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -112,7 +135,14 @@ impl Dispatcher {
             metrics: Metrics::new(),
             unknown: Mutex::new(HashSet::new()),
             alerts: Alerts::off(),
+            states: RouteStates::default(),
         }
+    }
+
+    /// Reports which routes are paused to `states`.
+    pub fn with_states(mut self, states: RouteStates) -> Self {
+        self.states = states;
+        self
     }
 
     /// Raises alerts (a route paused or resumed, a delivery dead) on `alerts`.
@@ -293,6 +323,7 @@ impl Dispatcher {
     }
 
     fn set_paused_gauge(&self, route: &str, paused: bool) {
+        self.states.set(route, paused);
         self.metrics.record(|| {
             metrics::gauge!(observe::ROUTE_PAUSED, "route" => route.to_owned()).set(if paused {
                 1.0

@@ -281,3 +281,37 @@ async fn without_a_secret_the_console_is_off_and_says_so() {
     assert!(page.body.contains("The console is off"), "{}", page.body);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_overview_shows_a_paused_route() {
+    let toml = format!(
+        "admin_listen = \"127.0.0.1:0\"\n{}[admin]\nconsole_password = \"{PASSWORD}\"\n[[routes]]\nname = \"hook\"\nhandler = \"webhook\"\nwebhook = {{ url = \"http://127.0.0.1:9/refused\" }}\n",
+        app_toml("demo").replace("breaker_failures = 0", "breaker_failures = 1")
+    );
+    let behavior = Behavior {
+        config_routes: true,
+        ..Behavior::default()
+    };
+    let app = TestApp::spawn_with(&toml, behavior).await;
+    let message = "<xml><CreateTime>1764000001</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[wxa_category_audit]]></Event><ret>3</ret><first>1</first><second>2</second></xml>";
+    app.push_safe("/wechat", message).await;
+    let mut op = Operator::new(&app.admin_url.clone().expect("admin"));
+    op.login(PASSWORD).await;
+    let started = std::time::Instant::now();
+    loop {
+        let page = op.get("/console/").await;
+        if page
+            .body
+            .contains("<td>hook</td><td><span class=\"dead\">paused (probing)</span></td>")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{}",
+            page.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}

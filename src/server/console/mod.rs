@@ -22,7 +22,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::categories::CategoryService;
-use crate::dispatch::Routing;
+use crate::dispatch::{RouteStates, Routing};
 use crate::observe::Metrics;
 use crate::push::app::App;
 use crate::secret::Secret;
@@ -50,6 +50,8 @@ pub struct ConsoleParts {
     pub apps: Vec<App>,
     /// Which routes take which events.
     pub routing: Routing,
+    /// Which routes are paused by their breaker.
+    pub states: RouteStates,
     /// The token service, when tokens are managed.
     pub tokens: Option<TokenService>,
     /// The category workflow, when tokens are managed.

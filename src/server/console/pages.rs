@@ -51,7 +51,9 @@ pub(crate) async fn overview(
         }
         Err(e) => body.push_str(&failed("cannot read the inbox", e)),
     }
-    body.push_str("<h2>Routes</h2><table><tr><th>route</th><th>events</th><th>apps</th></tr>");
+    body.push_str(
+        "<h2>Routes</h2><table><tr><th>route</th><th>state</th><th>events</th><th>apps</th></tr>",
+    );
     for r in &console.routing.0 {
         let list = |v: &[String]| {
             if v.is_empty() {
@@ -60,9 +62,14 @@ pub(crate) async fn overview(
                 esc(&v.join(", "))
             }
         };
+        let state = if console.states.is_paused(&r.name) {
+            r#"<span class="dead">paused (probing)</span>"#
+        } else {
+            "running"
+        };
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{state}</td><td>{}</td><td>{}</td></tr>",
             esc(&r.name),
             list(&r.events),
             list(&r.apps)
