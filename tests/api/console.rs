@@ -315,3 +315,65 @@ async fn the_overview_shows_a_paused_route() {
     }
     app.stop().await;
 }
+
+/// Bulk actions: 403 without the token; a confirmation page with the count first; done only
+/// when confirmed with that count.
+#[tokio::test]
+async fn bulk_replay_confirms_the_count_first() {
+    let app = console_app("").await;
+    for n in 0..3 {
+        let message = format!(
+            "<xml><CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[wxa_category_audit]]></Event><ret>3</ret><first>1</first><second>{n}</second></xml>",
+            1_764_000_000 + n
+        );
+        app.push_safe("/wechat", &message).await;
+        let id = wxpush::Event::parse(&message, "demo", None).id;
+        crate::helpers::wait_for_status(&app, &id, wxpush::store::Status::Delivered).await;
+    }
+    let mut op = Operator::new(&app.admin_url.clone().expect("admin"));
+    op.login(PASSWORD).await;
+    let events = op.get("/console/events?status=delivered").await;
+    assert!(events.body.contains("3 matching"), "{}", events.body);
+    let csrf = hidden_csrf(&events.body);
+    let form = [
+        ("action", "replay"),
+        ("status", "delivered"),
+        ("csrf", csrf.as_str()),
+    ];
+    assert_eq!(op.post("/console/bulk", &form[..2]).await.status, 403);
+    let confirm = op.post("/console/bulk", &form).await;
+    assert_eq!(confirm.status, 200);
+    assert!(
+        confirm
+            .body
+            .contains("This will replay <strong>3</strong> deliveries"),
+        "{}",
+        confirm.body
+    );
+    let wrong = op
+        .post(
+            "/console/bulk",
+            &[form[0], form[1], form[2], ("confirm", "2")],
+        )
+        .await;
+    assert!(
+        wrong.body.contains("The count changed"),
+        "a stale count asks again"
+    );
+    let done = op
+        .post(
+            "/console/bulk",
+            &[form[0], form[1], form[2], ("confirm", "3")],
+        )
+        .await;
+    assert_eq!(done.status, 303);
+    assert!(
+        done.headers["location"]
+            .to_str()
+            .unwrap_or_default()
+            .contains("replay%3A%203%20deliveries"),
+        "{:?}",
+        done.headers["location"]
+    );
+    app.stop().await;
+}

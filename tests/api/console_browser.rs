@@ -139,6 +139,10 @@ async fn an_operator_repairs_the_inbox_in_a_browser() {
         quarantine.contains("padding") || quarantine.contains("-40008"),
         "{quarantine}"
     );
+    assert!(
+        quarantine.contains("msg_signature="),
+        "the raw request's query"
+    );
     browser.screenshot("quarantine").await;
     browser.click("form[action$='/discard'] button").await;
     let after = browser.wait_for("discarded q_").await;

@@ -147,11 +147,13 @@ pub(crate) async fn quarantine(
             for q in pushes {
                 let _ = write!(
                     body,
-                    r#"<h2>{}</h2><dl><dt>received</dt><dd>{}</dd><dt>app</dt><dd>{}</dd><dt>reason</dt><dd>{}</dd></dl><pre>{}</pre><form method="post" action="/console/quarantine/{}/discard">{}<button type="submit">Discard</button></form>"#,
+                    r#"<h2>{}</h2><dl><dt>received</dt><dd>{}</dd><dt>app</dt><dd>{}</dd><dt>authorizer</dt><dd>{}</dd><dt>reason</dt><dd>{}</dd><dt>query</dt><dd class="wrap">{}</dd></dl><pre>{}</pre><form method="post" action="/console/quarantine/{}/discard">{}<button type="submit">Discard</button></form>"#,
                     esc(&q.id),
                     time(Some(q.received_at)),
                     esc(&q.app),
+                    esc(q.authorizer_appid.as_deref().unwrap_or("-")),
                     esc(&q.reason),
+                    esc(&query_text(&q.query)),
                     esc(&String::from_utf8_lossy(&q.body)),
                     esc(&url_encode(&q.id)),
                     csrf_field(&signed.csrf)
@@ -160,6 +162,21 @@ pub(crate) async fn quarantine(
         }
     }
     Html(page("Quarantine", Some(&signed.csrf), &body)).into_response()
+}
+
+/// A push's query as it arrived: `signature=…&timestamp=…` (the parameters kept).
+fn query_text(q: &crate::push::PushQuery) -> String {
+    [
+        ("signature", &q.signature),
+        ("timestamp", &q.timestamp),
+        ("nonce", &q.nonce),
+        ("encrypt_type", &q.encrypt_type),
+        ("msg_signature", &q.msg_signature),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+    .collect::<Vec<_>>()
+    .join("&")
 }
 
 /// `GET /console/categories`.
