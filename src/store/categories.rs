@@ -1,10 +1,107 @@
-//! What the category workflow keeps besides submissions: the settable-category list per
-//! account (a 24-hour cache of `getallcategories`), and the media ids uploaded for
-//! qualifications, with when each expires. Migration 5 of both stores also records how each
-//! submission was resolved (`source`: the push, or the reconciling pull) and which push
-//! arrived after a reconciled result.
+//! What the category workflow keeps: submissions and how each was resolved (`source`: the
+//! push, or the reconciling pull; and which push arrived after a reconciled result), the
+//! settable-category list per account (a 24-hour cache of `getallcategories`), and the media
+//! ids uploaded for qualifications, with when each expires (migration 5 of both stores).
+//! Also the attempts table of migration 6, which the console lists.
 
 use serde::Serialize;
+
+use crate::clock;
+use crate::event::Event;
+
+/// A category submitted with `addcategory`, and what the review said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Submission {
+    /// `sub_…` id, or the audit event's id for an audit with no matching submission.
+    pub id: String,
+    /// The app it was submitted for.
+    pub app: String,
+    /// The authorizer (Mini Program) a third-party platform submitted for.
+    pub authorizer_appid: Option<String>,
+    /// First-level category id, as text.
+    pub first: String,
+    /// Second-level category id, as text.
+    pub second: String,
+    /// `pending`, `passed`, `rejected` or `unknown`; `unmatched` for an audit result that
+    /// matches no submission.
+    pub status: String,
+    /// The rejection reason.
+    pub reason: String,
+    /// When it was submitted (unix ms); for unmatched audits, when the result arrived.
+    #[serde(serialize_with = "ser_time")]
+    pub submitted_at: i64,
+    /// When the result arrived (unix ms).
+    #[serde(serialize_with = "ser_opt_time")]
+    pub resolved_at: Option<i64>,
+    /// The audit event that resolved it.
+    pub event_id: Option<String>,
+    /// How it was resolved: `push` (the platform's push) or `reconciled` (a pull of the
+    /// current categories found the result first).
+    pub source: Option<String>,
+}
+
+impl Submission {
+    /// A new pending submission of `first`/`second` for `app` (and `authorizer`), its id
+    /// `{prefix}_` and a unique suffix: `sub` for one wxpush submitted, `seen` for one a
+    /// pull found in review.
+    pub fn pending(
+        prefix: &str,
+        app: &str,
+        authorizer: Option<&str>,
+        first: impl ToString,
+        second: impl ToString,
+    ) -> Self {
+        let now = clock::now_ms();
+        Self {
+            id: format!("{prefix}_{now:x}{:06x}", rand::random::<u32>() & 0xff_ffff),
+            app: app.to_owned(),
+            authorizer_appid: authorizer.map(str::to_owned),
+            first: first.to_string(),
+            second: second.to_string(),
+            status: "pending".into(),
+            reason: String::new(),
+            submitted_at: now,
+            resolved_at: None,
+            event_id: None,
+            source: None,
+        }
+    }
+
+    /// The row for a category-audit event that matched no submission (`None` for any other
+    /// event).
+    pub(crate) fn unmatched(event: &Event) -> Option<Self> {
+        let audit = event.category_audit()?;
+        Some(Self {
+            id: event.id.clone(),
+            app: event.app.clone(),
+            authorizer_appid: event.authorizer_appid.clone(),
+            first: scalar_text(&audit.first),
+            second: scalar_text(&audit.second),
+            status: "unmatched".into(),
+            reason: audit.reason.clone(),
+            submitted_at: event.received_at.unwrap_or_default(),
+            resolved_at: event.received_at,
+            event_id: Some(event.id.clone()),
+            source: Some(event.source().as_str().to_owned()),
+        })
+    }
+}
+
+/// A category id as the text submissions store (empty when absent).
+pub(crate) fn scalar_text(value: &Option<crate::event::Scalar>) -> String {
+    value.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+fn ser_time<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&clock::rfc3339(*ms))
+}
+
+fn ser_opt_time<S: serde::Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => s.serialize_str(&clock::rfc3339(*ms)),
+        None => s.serialize_none(),
+    }
+}
 
 /// One uploaded media id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

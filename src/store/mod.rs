@@ -15,18 +15,19 @@ use futures_util::future::BoxFuture;
 
 mod record;
 
-pub use categories::MediaRecord;
 pub(crate) use categories::categories_sql;
+pub(crate) use categories::scalar_text;
+pub use categories::{MediaRecord, Submission};
 pub(crate) use credentials::credentials_sql;
 pub use credentials::{
     CredentialWrite, Credentials, RefreshLock, StoredAuthorizer, StoredTicket, StoredToken,
 };
 pub use postgres::{PostgresConfig, PostgresStore};
+pub(crate) use record::StoredEvent;
 pub use record::{
     AttemptLog, DEFAULT_ROUTE, DeliveryKey, DueQuery, Lease, ListFilter, NO_ROUTE, QuarantinedPush,
-    Record, Recorded, Stats, Status, Submission,
+    Record, Recorded, Stats, Status,
 };
-pub(crate) use record::{StoredEvent, scalar_text};
 pub use sqlite::SqliteStore;
 
 /// Which inbox the server and the CLI use.

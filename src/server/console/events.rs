@@ -9,8 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use super::html::{csrf_field, esc, notice, page, time, url_encode};
-use super::pages::{Flash, failed};
+use super::html::{Flash, csrf_field, esc, failed, notice, page, time, url_encode};
 use super::{Console, Signed};
 use crate::store::{ListFilter, Record, Status};
 

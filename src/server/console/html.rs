@@ -69,6 +69,22 @@ pub(crate) fn notice(text: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
+/// A message passed along a redirect (`?notice=…`).
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct Flash {
+    #[serde(default)]
+    pub(crate) notice: Option<String>,
+}
+
+/// An error paragraph: what failed, and why.
+pub(crate) fn failed(what: &str, error: impl std::fmt::Display) -> String {
+    format!(
+        r#"<p class="error">{}: {}</p>"#,
+        esc(what),
+        esc(&error.to_string())
+    )
+}
+
 /// A time (unix ms) as RFC 3339, or `-`.
 pub(crate) fn time(ms: Option<i64>) -> String {
     ms.map(crate::clock::rfc3339).unwrap_or_else(|| "-".into())

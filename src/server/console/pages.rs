@@ -6,27 +6,11 @@ use std::fmt::Write as _;
 use axum::Extension;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
-use serde::Deserialize;
 
 use super::events::table;
-use super::html::{csrf_field, esc, notice, page, time, url_encode};
+use super::html::{Flash, csrf_field, esc, failed, notice, page, time, url_encode};
 use super::{Console, Signed};
 use crate::store::{ListFilter, Status};
-
-/// A message passed along a redirect (`?notice=…`).
-#[derive(Deserialize, Default)]
-pub(crate) struct Flash {
-    #[serde(default)]
-    pub(super) notice: Option<String>,
-}
-
-pub(super) fn failed(what: &str, error: impl std::fmt::Display) -> String {
-    format!(
-        r#"<p class="error">{}: {}</p>"#,
-        esc(what),
-        esc(&error.to_string())
-    )
-}
 
 /// `GET /console/`.
 pub(crate) async fn overview(
