@@ -92,9 +92,8 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let Listeners { public, admin } = listeners.into();
     let admin = match (admin, config.admin_listen) {
-        (Some(admin), _) => Some(admin),
         (None, Some(addr)) => Some(bind_admin(addr).await?),
-        (None, None) => None,
+        (admin, _) => admin,
     };
     let wake = Wake::default();
     let alive = Arc::new(AtomicBool::new(true));
@@ -102,14 +101,7 @@ pub async fn run(
     let metrics = Metrics::new();
     let mut routes: Routes = routes.into();
     let tokens = token_service(config, &store, &metrics)?;
-    if let Some(service) = &tokens
-        && let Some(filter) = token_events(service.config())
-    {
-        routes.0.push(Route {
-            filter,
-            handler: BoxHandler::new(TokenEvents(service.clone())),
-        });
-    }
+    add_token_route(&mut routes, tokens.as_ref());
     let routing = routes.routing();
     let states = RouteStates::default();
     let alerts = match &config.alerts {
@@ -126,12 +118,7 @@ pub async fn run(
     .with_metrics(metrics.clone())
     .with_alerts(alerts.clone())
     .with_states(states.clone());
-    let dispatcher_alive = Arc::clone(&alive);
-    let dispatcher = tokio::spawn(async move {
-        // Cleared however the dispatcher ends, a panic included: readiness reports it.
-        let _alive = AliveGuard(dispatcher_alive);
-        dispatcher.run(stop_rx).await;
-    });
+    let dispatcher = spawn_dispatcher(dispatcher, Arc::clone(&alive), stop_rx);
     let pruner = tokio::spawn(dispatch::prune_periodically(
         Arc::clone(&store),
         config.retention,
@@ -149,20 +136,10 @@ pub async fn run(
     .with_routing(routing.clone())
     .with_alerts(alerts);
     let upkeep = tokio::spawn(upkeep(metrics.clone(), stop_tx.subscribe()));
-    let refresher = tokens
-        .clone()
-        .map(|service| tokio::spawn(service.refresh_periodically(stop_tx.subscribe())));
     let categories = tokens
         .clone()
         .map(|service| CategoryService::new(service, Arc::clone(&store)));
-    let reconciler = match (&categories, config.categories_reconcile) {
-        (Some(service), Some(every)) => Some(tokio::spawn(service.clone().reconcile_periodically(
-            every,
-            routing.clone(),
-            stop_tx.subscribe(),
-        ))),
-        _ => None,
-    };
+    let background = platform_tasks(config, &tokens, &categories, &routing, &stop_tx);
     let console = console(
         config,
         &store,
@@ -175,38 +152,103 @@ pub async fn run(
     let api = operator_api(config, tokens, categories, admin.is_some());
     let admin_task = admin.map(|listener| {
         let router = server::admin_router(state.clone(), api, console);
-        let mut stop = stop_tx.subscribe();
-        let limits = config.http;
-        tokio::spawn(async move {
-            let stopped = async move {
-                let _ = stop.changed().await;
-            };
-            server::serve(listener, router, limits, stopped).await
-        })
+        spawn_admin(listener, router, config.http, stop_tx.subscribe())
     });
     let separate = admin_task.is_some();
     let router = server::router(state, config.body_limit_bytes, separate);
     let result = server::serve(public, router, config.http, shutdown).await;
-    let _ = stop_tx.send(true);
-    if let Some(task) = admin_task
+    let mut tasks = background;
+    tasks.extend([
+        (dispatcher, "dispatcher"),
+        (pruner, "pruner"),
+        (upkeep, "metrics upkeep"),
+    ]);
+    stop_all(&stop_tx, admin_task, tasks).await;
+    result
+}
+
+/// Tells every background task to stop, and waits for each; one that ended abnormally is
+/// logged.
+async fn stop_all(
+    stop: &watch::Sender<bool>,
+    admin: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    tasks: Vec<(tokio::task::JoinHandle<()>, &'static str)>,
+) {
+    let _ = stop.send(true);
+    if let Some(task) = admin
         && !matches!(task.await, Ok(Ok(())))
     {
         tracing::error!("the operations endpoints stopped abnormally");
     }
-    for (task, name) in [
-        (refresher, "token refresher"),
-        (reconciler, "category reconciler"),
-    ] {
-        if let Some(task) = task
-            && task.await.is_err()
-        {
+    for (task, name) in tasks {
+        if task.await.is_err() {
             tracing::error!("the {name} stopped abnormally");
         }
     }
-    if dispatcher.await.is_err() || pruner.await.is_err() || upkeep.await.is_err() {
-        tracing::error!("a background task stopped abnormally");
+}
+
+/// Runs the dispatcher until `stop`; `alive` is cleared however it ends, a panic included,
+/// so that readiness reports it.
+fn spawn_dispatcher(
+    dispatcher: Dispatcher,
+    alive: Arc<AtomicBool>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let _alive = AliveGuard(alive);
+        dispatcher.run(stop).await;
+    })
+}
+
+/// The token service's own route (`tokens`), when a third-party platform is managed.
+fn add_token_route(routes: &mut Routes, tokens: Option<&TokenService>) {
+    if let Some(service) = tokens
+        && let Some(filter) = token_events(service.config())
+    {
+        routes.0.push(Route {
+            filter,
+            handler: BoxHandler::new(TokenEvents(service.clone())),
+        });
     }
-    result
+}
+
+/// The token refresher and the category reconciler, when there is something for them to
+/// do; each with its name, for the log.
+fn platform_tasks(
+    config: &Config,
+    tokens: &Option<TokenService>,
+    categories: &Option<CategoryService>,
+    routing: &Routing,
+    stop: &watch::Sender<bool>,
+) -> Vec<(tokio::task::JoinHandle<()>, &'static str)> {
+    let mut tasks = Vec::new();
+    if let Some(service) = tokens {
+        let refresh = service.clone().refresh_periodically(stop.subscribe());
+        tasks.push((tokio::spawn(refresh), "token refresher"));
+    }
+    if let (Some(service), Some(every)) = (categories, config.categories_reconcile) {
+        let reconcile =
+            service
+                .clone()
+                .reconcile_periodically(every, routing.clone(), stop.subscribe());
+        tasks.push((tokio::spawn(reconcile), "category reconciler"));
+    }
+    tasks
+}
+
+/// Serves `router` on `listener` (admin_listen) until `stop` changes.
+fn spawn_admin(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: server::HttpLimits,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.changed().await;
+        };
+        server::serve(listener, router, limits, stopped).await
+    })
 }
 
 /// The token service, when any app's tokens are managed; warns when they are stored

@@ -35,16 +35,7 @@ impl Config {
             self.delivery.breaker_failures,
             self.delivery.breaker_probe.as_secs(),
         );
-        // Top-level keys go before the first table.
-        let top = format!(
-            "api_base = \"{}\"\nsecrets_key = \"{}\"\n",
-            self.tokens.api_base,
-            if self.tokens.secrets_key.is_some() {
-                mask(44)
-            } else {
-                String::new()
-            },
-        );
+        let top = self.top_level_toml();
         if let Some(at) = out.find("\n[http]") {
             out.insert_str(at, &top);
         }
@@ -99,6 +90,19 @@ impl Config {
             }
         }
         out
+    }
+
+    /// The top-level keys of the token service: before the first table.
+    fn top_level_toml(&self) -> String {
+        format!(
+            "api_base = \"{}\"\nsecrets_key = \"{}\"\n",
+            self.tokens.api_base,
+            if self.tokens.secrets_key.is_some() {
+                mask(44)
+            } else {
+                String::new()
+            },
+        )
     }
 
     /// `[tokens]` and `[admin]`.

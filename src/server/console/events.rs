@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::html::{Flash, csrf_field, esc, failed, notice, page, time, url_encode};
 use super::{Console, Signed};
-use crate::store::{ListFilter, Record, Status};
+use crate::store::{AttemptLog, ListFilter, Record, Status};
 
 /// Events per page.
 const PAGE: usize = 50;
@@ -231,11 +231,7 @@ pub(crate) fn table(rows: &[Record]) -> String {
             time(r.event.received_at),
             esc(&url_encode(&r.event.id)),
             esc(&r.event.id),
-            esc(if r.route.is_empty() {
-                "(no route)"
-            } else {
-                &r.route
-            }),
+            esc(route_name(&r.route)),
             r.status.as_str(),
             r.status.as_str(),
             esc(&r.event.app),
@@ -290,62 +286,10 @@ pub(crate) async fn event(
         esc(event.authorizer_appid.as_deref().unwrap_or("-")),
         esc(event.name())
     );
-    body.push_str("<h2>Deliveries</h2><table><tr><th>route</th><th>status</th><th>attempts</th><th>last error</th><th>next attempt</th><th>delivered</th><th></th></tr>");
-    for r in &records {
-        let action = |what: &str, label: &str| {
-            format!(
-                r#"<form class="inline" method="post" action="/console/events/{}/{what}">{}<input type="hidden" name="route" value="{}"><button type="submit">{label}</button></form>"#,
-                esc(&url_encode(&event.id)),
-                csrf_field(&signed.csrf),
-                esc(&r.route)
-            )
-        };
-        let mut buttons = action("replay", "Replay");
-        if matches!(r.status, Status::Dead | Status::Pending) {
-            buttons.push_str(&action("discard", "Discard"));
-        }
-        let _ = write!(
-            body,
-            r#"<tr><td>{}</td><td class="{}">{}</td><td>{}</td><td class="wrap">{}</td><td>{}</td><td>{}</td><td>{buttons}</td></tr>"#,
-            esc(if r.route.is_empty() {
-                "(no route)"
-            } else {
-                &r.route
-            }),
-            r.status.as_str(),
-            r.status.as_str(),
-            r.attempts,
-            esc(r.last_error.as_deref().unwrap_or("-")),
-            time(r.next_attempt_at),
-            time(r.delivered_at)
-        );
-    }
-    body.push_str("</table><h2>Attempts</h2>");
+    body.push_str(&deliveries(&records, &signed.csrf));
+    body.push_str("<h2>Attempts</h2>");
     match console.store.attempts(event.id.clone()).await {
-        Ok(attempts) if attempts.is_empty() => body.push_str("<p>none yet</p>"),
-        Ok(attempts) => {
-            body.push_str("<table><tr><th>route</th><th>at</th><th>took</th><th>result</th></tr>");
-            for a in attempts {
-                let result = match (&a.error, a.probe) {
-                    (None, _) => "delivered".to_owned(),
-                    (Some(e), true) => format!("probe failed: {e}"),
-                    (Some(e), false) => e.clone(),
-                };
-                let _ = write!(
-                    body,
-                    r#"<tr><td>{}</td><td>{}</td><td>{} ms</td><td class="wrap">{}</td></tr>"#,
-                    esc(if a.route.is_empty() {
-                        "(no route)"
-                    } else {
-                        &a.route
-                    }),
-                    time(Some(a.started_at)),
-                    a.duration_ms,
-                    esc(&result)
-                );
-            }
-            body.push_str("</table>");
-        }
+        Ok(attempts) => body.push_str(&attempts_table(&attempts)),
         Err(e) => body.push_str(&failed("cannot read the attempts", e)),
     }
     body.push_str("<h2>Fields</h2><table><tr><th>name</th><th>value</th></tr>");
@@ -363,4 +307,73 @@ pub(crate) async fn event(
         esc(&event.raw)
     );
     Html(page("Event", Some(&signed.csrf), &body)).into_response()
+}
+
+/// Each route's delivery state, with its buttons.
+fn deliveries(records: &[Record], csrf: &str) -> String {
+    let mut body = String::from(
+        "<h2>Deliveries</h2><table><tr><th>route</th><th>status</th><th>attempts</th><th>last error</th><th>next attempt</th><th>delivered</th><th></th></tr>",
+    );
+    for r in records {
+        let action = |what: &str, label: &str| {
+            format!(
+                r#"<form class="inline" method="post" action="/console/events/{}/{what}">{}<input type="hidden" name="route" value="{}"><button type="submit">{label}</button></form>"#,
+                esc(&url_encode(&r.event.id)),
+                csrf_field(csrf),
+                esc(&r.route)
+            )
+        };
+        let mut buttons = action("replay", "Replay");
+        if matches!(r.status, Status::Dead | Status::Pending) {
+            buttons.push_str(&action("discard", "Discard"));
+        }
+        let _ = write!(
+            body,
+            r#"<tr><td>{}</td><td class="{}">{}</td><td>{}</td><td class="wrap">{}</td><td>{}</td><td>{}</td><td>{buttons}</td></tr>"#,
+            esc(route_name(&r.route)),
+            r.status.as_str(),
+            r.status.as_str(),
+            r.attempts,
+            esc(r.last_error.as_deref().unwrap_or("-")),
+            time(r.next_attempt_at),
+            time(r.delivered_at)
+        );
+    }
+    body.push_str("</table>");
+    body
+}
+
+/// Every attempt: when, how long, and its result.
+fn attempts_table(attempts: &[AttemptLog]) -> String {
+    if attempts.is_empty() {
+        return "<p>none yet</p>".into();
+    }
+    let mut body =
+        String::from("<table><tr><th>route</th><th>at</th><th>took</th><th>result</th></tr>");
+    for a in attempts {
+        let result = match (&a.error, a.probe) {
+            (None, _) => "delivered".to_owned(),
+            (Some(e), true) => format!("probe failed: {e}"),
+            (Some(e), false) => e.clone(),
+        };
+        let _ = write!(
+            body,
+            r#"<tr><td>{}</td><td>{}</td><td>{} ms</td><td class="wrap">{}</td></tr>"#,
+            esc(route_name(&a.route)),
+            time(Some(a.started_at)),
+            a.duration_ms,
+            esc(&result)
+        );
+    }
+    body.push_str("</table>");
+    body
+}
+
+/// A route's name as shown: `(no route)` for the event no route takes.
+fn route_name(route: &str) -> &str {
+    if route.is_empty() {
+        "(no route)"
+    } else {
+        route
+    }
 }
