@@ -166,11 +166,7 @@ pub(crate) async fn account(
     app: Option<&str>,
     authorizer: Option<&str>,
 ) -> anyhow::Result<(CategoryService, Target)> {
-    if !config.tokens.manages_any() {
-        bail!(
-            "no account's token is managed: set component_appsecret (a third-party platform, then use --authorizer APPID) or appsecret (a Mini Program), or give --access-token where it is accepted"
-        );
-    }
+    require_managed(config)?;
     let tokens = TokenService::new(config.tokens.clone(), Arc::clone(store))?;
     let target = match authorizer {
         Some(authorizer) => {
@@ -205,8 +201,19 @@ pub(crate) async fn account(
     Ok((CategoryService::new(tokens, Arc::clone(store)), target))
 }
 
+/// Refuses, before anything is opened, when no account's token is managed.
+fn require_managed(config: &Config) -> anyhow::Result<()> {
+    if !config.tokens.manages_any() {
+        bail!(
+            "no account's token is managed: set component_appsecret (a third-party platform, then use --authorizer APPID) or appsecret (a Mini Program), or give --access-token where it is accepted"
+        );
+    }
+    Ok(())
+}
+
 /// Runs `wxpush categories SUBCOMMAND`.
 pub(crate) fn run(config: &Config, command: CategoriesCommand) -> anyhow::Result<()> {
+    require_managed(config)?;
     runtime()?.block_on(async {
         let store = wxpush::service::open_existing_store(config).await?; // the error names the store and the cause
         match command {
@@ -258,6 +265,7 @@ pub(crate) fn run(config: &Config, command: CategoriesCommand) -> anyhow::Result
 /// Runs `wxpush media upload`.
 pub(crate) fn media(config: &Config, command: MediaCommand) -> anyhow::Result<()> {
     let MediaCommand::Upload { file, who } = command;
+    require_managed(config)?;
     runtime()?.block_on(async {
         let store = wxpush::service::open_existing_store(config).await?; // the error names the store and the cause
         let (service, target) = account(config, &store, who.app.as_deref(), who.authorizer.as_deref()).await?;

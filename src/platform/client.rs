@@ -180,22 +180,12 @@ impl ApiClient {
         token: Option<(&'static str, &Secret<String>)>,
         body: &impl serde::Serialize,
     ) -> Result<T, ApiError> {
-        let body = serde_json::to_string(body).map_err(|e| ApiError::Http {
+        let body = serde_json::to_vec(body).map_err(|e| ApiError::Http {
             api,
             detail: format!("the request body: {e}"),
         })?;
-        self.call(
-            api,
-            token,
-            |url| {
-                self.http
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-            },
-            path,
-        )
-        .await
+        self.post_raw(api, path, token, &[], ("application/json", body))
+            .await
     }
 
     /// POSTs `body` as it is, of `content_type`, with the token (if any) and `query`.

@@ -63,6 +63,19 @@ impl Served {
         served
     }
 
+    /// `http://ADDR` of `admin_listen`, from the line that announces it.
+    pub(crate) fn admin_url(&mut self) -> String {
+        let line = self.wait_for("operations endpoints (/healthz, /readyz, /metrics) on ");
+        let addr: String = line
+            .rsplit(" on ")
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+            .collect();
+        format!("http://{addr}")
+    }
+
     /// Waits (up to 10 s) for a stderr line containing `needle`.
     pub(crate) fn wait_for(&mut self, needle: &str) -> String {
         if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {

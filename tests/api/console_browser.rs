@@ -11,19 +11,6 @@ use crate::helpers::TestApp;
 
 const PASSWORD: &str = "console-password-4567";
 
-/// The admin address from the binary's log line.
-fn admin_url(served: &mut Served) -> String {
-    let line = served.wait_for("operations endpoints (/healthz, /readyz, /metrics) on ");
-    let addr: String = line
-        .rsplit(" on ")
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-        .collect();
-    format!("http://{addr}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_repairs_the_inbox_in_a_browser() {
     let Some(browser) = Browser::start().await else {
@@ -44,7 +31,7 @@ async fn an_operator_repairs_the_inbox_in_a_browser() {
         ("WXPUSH_DELIVERY_BREAKER_FAILURES", "0"),
         ("WXPUSH_MAX_CLOCK_SKEW_SECS", "0"),
     ]);
-    let admin = admin_url(&mut served);
+    let admin = served.admin_url();
     let client = TestApp::client_for(&served.base_url);
     // A category audit the handler refuses (twice: dead), and a push encrypted with
     // another key (quarantined).

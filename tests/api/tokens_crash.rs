@@ -55,15 +55,8 @@ fn start(inbox: &Inbox, fake: &FakePlatform) -> (Served, String) {
         }
     }
     let mut served = Served::start(&envs);
-    let line = served.wait_for("operations endpoints (/healthz, /readyz, /metrics) on ");
-    let addr: String = line
-        .rsplit(" on ")
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-        .collect();
-    (served, format!("http://{addr}"))
+    let admin = served.admin_url();
+    (served, admin)
 }
 
 /// Kills `served` and returns every line it logged.

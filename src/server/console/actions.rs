@@ -14,7 +14,7 @@ use super::auth::{forbidden, same};
 use super::events::{EventsQuery, matching};
 use super::html::{csrf_field, page, url_encode};
 use super::{Console, Signed};
-use crate::store::DeliveryKey;
+use crate::store::{DeliveryKey, StoreError};
 
 /// A delivery's form.
 #[derive(Deserialize)]
@@ -33,55 +33,64 @@ fn event_path(id: &str) -> String {
     format!("/console/events/{}", url_encode(id))
 }
 
-/// `POST /console/events/{id}/replay`.
-pub(crate) async fn replay(
-    State(console): State<Console>,
-    Extension(signed): Extension<Signed>,
-    Path(id): Path<String>,
-    Form(form): Form<DeliveryForm>,
-) -> Response {
-    if !same(&signed.csrf, &form.csrf) {
-        return forbidden();
-    }
-    let key = DeliveryKey {
-        id: id.clone(),
-        route: form.route.clone(),
-    };
-    let notice = match console.store.replay_deliveries(vec![key]).await {
-        Ok(0) => "nothing to replay".to_owned(),
-        Ok(_) => format!(
-            "replayed to route {}: due now",
-            crate::escape::printable(&form.route)
-        ),
-        Err(e) => format!("cannot replay: {e}"),
-    };
-    tracing::info!(id = %crate::escape::printable(&id), "console: {notice}");
-    back(&event_path(&id), &notice)
+/// What a button does to deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Replay,
+    Discard,
 }
 
-/// `POST /console/events/{id}/discard`.
-pub(crate) async fn discard(
+impl Action {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "replay" => Some(Self::Replay),
+            "discard" => Some(Self::Discard),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Replay => "replay",
+            Self::Discard => "discard",
+        }
+    }
+
+    /// Replays or discards `keys`; how many it changed.
+    async fn apply(self, console: &Console, keys: Vec<DeliveryKey>) -> Result<usize, StoreError> {
+        match self {
+            Self::Replay => console.store.replay_deliveries(keys).await,
+            Self::Discard => console.store.discard(keys).await,
+        }
+    }
+}
+
+/// `POST /console/events/{id}/replay` and `…/discard`: one delivery (the form's route).
+pub(crate) async fn delivery(
     State(console): State<Console>,
     Extension(signed): Extension<Signed>,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, String)>,
     Form(form): Form<DeliveryForm>,
 ) -> Response {
     if !same(&signed.csrf, &form.csrf) {
         return forbidden();
     }
+    let Some(action) = Action::parse(&action) else {
+        return back(&event_path(&id), "unknown action");
+    };
     let key = DeliveryKey {
         id: id.clone(),
         route: form.route.clone(),
     };
-    let notice = match console.store.discard(vec![key]).await {
-        Ok(0) => {
+    let route = crate::escape::printable(&form.route);
+    let notice = match (action, action.apply(&console, vec![key]).await) {
+        (Action::Replay, Ok(0)) => "nothing to replay".to_owned(),
+        (Action::Replay, Ok(_)) => format!("replayed to route {route}: due now"),
+        (Action::Discard, Ok(0)) => {
             "nothing discarded: only dead or pending deliveries, not while attempted".to_owned()
         }
-        Ok(_) => format!(
-            "discarded the delivery to route {}",
-            crate::escape::printable(&form.route)
-        ),
-        Err(e) => format!("cannot discard: {e}"),
+        (Action::Discard, Ok(_)) => format!("discarded the delivery to route {route}"),
+        (_, Err(e)) => format!("cannot {}: {e}", action.name()),
     };
     tracing::info!(id = %crate::escape::printable(&id), "console: {notice}");
     back(&event_path(&id), &notice)
@@ -110,9 +119,8 @@ pub(crate) async fn bulk(
     if !same(&signed.csrf, &form.csrf) {
         return forbidden();
     }
-    let action = match form.action.as_str() {
-        "replay" | "discard" => form.action.as_str(),
-        _ => return back("/console/events", "unknown action"),
+    let Some(action) = Action::parse(&form.action) else {
+        return back("/console/events", "unknown action");
     };
     let rows = match matching(&console, &form.query).await {
         Ok(rows) => rows,
@@ -120,6 +128,7 @@ pub(crate) async fn bulk(
     };
     let keys: Vec<DeliveryKey> = rows.iter().map(crate::store::Record::key).collect();
     if form.confirm != Some(keys.len()) {
+        let action = action.name();
         let changed = if form.confirm.is_some() {
             "<p class=\"notice\">The count changed since: confirm again.</p>"
         } else {
@@ -128,6 +137,7 @@ pub(crate) async fn bulk(
         let mut body = String::from(changed);
         let _ = write!(
             body,
+            // `action` is one of two fixed words: no escaping needed.
             r#"<p>This will {action} <strong>{}</strong> deliveries.</p><form method="post" action="/console/bulk">{}{}<input type="hidden" name="action" value="{action}"><input type="hidden" name="confirm" value="{}"><button type="submit">Yes, {action} {}</button></form> <a href="/console/events">Cancel</a>"#,
             keys.len(),
             csrf_field(&signed.csrf),
@@ -137,14 +147,9 @@ pub(crate) async fn bulk(
         );
         return Html(page("Confirm", Some(&signed.csrf), &body)).into_response();
     }
-    let done = if action == "replay" {
-        console.store.replay_deliveries(keys).await
-    } else {
-        console.store.discard(keys).await
-    };
-    let notice = match done {
-        Ok(n) => format!("{action}: {n} deliveries"),
-        Err(e) => format!("cannot {action}: {e}"),
+    let notice = match action.apply(&console, keys).await {
+        Ok(n) => format!("{}: {n} deliveries", action.name()),
+        Err(e) => format!("cannot {}: {e}", action.name()),
     };
     tracing::info!("console: bulk {notice}");
     back("/console/events", &notice)

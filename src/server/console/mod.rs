@@ -124,8 +124,7 @@ pub(super) fn routes(console: Option<Console>) -> Router {
         .route("/console/", get(pages::overview))
         .route("/console/events", get(events::events))
         .route("/console/events/{id}", get(events::event))
-        .route("/console/events/{id}/replay", post(actions::replay))
-        .route("/console/events/{id}/discard", post(actions::discard))
+        .route("/console/events/{id}/{action}", post(actions::delivery))
         .route("/console/bulk", post(actions::bulk))
         .route("/console/quarantine", get(pages::quarantine))
         .route(
