@@ -209,6 +209,7 @@ impl TokenService {
         self.save_issued(&appid, Kind::Authorizer, granted.grant.token, Some(record))
             .await?;
         tracing::info!(component = %component, authorizer = %crate::escape::printable(&appid), "authorizer authorized: its token is managed");
+        self.report().await;
         Ok(())
     }
 

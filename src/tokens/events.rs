@@ -123,10 +123,12 @@ impl TokenService {
             return Ok(());
         }
         tracing::info!(component = %component, "component_verify_ticket saved");
-        self.report().await;
         if let Err(error) = self.token(component).await {
             tracing::warn!(component = %component, "{error}");
         }
+        // The gauges once per push, not once per refresh: a round of refreshes reports
+        // at its end too.
+        self.report().await;
         Ok(())
     }
 }

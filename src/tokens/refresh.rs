@@ -58,7 +58,6 @@ impl TokenService {
             match self.refresh(appid, kind, failed).await {
                 Ok(token) => {
                     self.count(kind, "ok");
-                    self.report().await;
                     Ok(token)
                 }
                 Err(reason) => {
