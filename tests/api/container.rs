@@ -77,6 +77,8 @@ async fn the_binary_honours_the_container_contract() {
         "secrets reached the command"
     );
 
+    // The first push's line is in before the second request is sent.
+    served.wait_for_count("started processing request", 1);
     // A request whose body is still arriving when SIGTERM comes.
     let (query, body) = signed_safe_push(&client.config.app, &audit(2));
     let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect");
@@ -88,8 +90,9 @@ async fn the_binary_honours_the_container_contract() {
     )
     .expect("send head");
     stream.flush().expect("flush");
-    // The request is being handled (its headers are in) before the signal comes.
-    served.wait_for("started processing request");
+    // The request is being handled (its headers are in) before the signal comes: the
+    // second request's line, not the first push's (which `wait_for` alone would find).
+    served.wait_for_count("started processing request", 2);
     let pid = served.child.id().to_string();
     assert!(
         Command::new("kill")
